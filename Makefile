@@ -1,0 +1,33 @@
+# `make book` and `make test` do all set-up on a fresh machine: a .venv/ in the repository root, reused as
+# long as requirements.txt and pyproject.toml are unchanged.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+export UNLEARNLIB_CACHE ?= $(CURDIR)/_build/cache
+
+.PHONY: book test lint venv clean
+
+book: $(STAMP)
+	$(PY) tools/book.py all
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is required (set PYTHON=...)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+clean:
+	rm -rf _build

@@ -1,0 +1,36 @@
+"""Shared fixtures: a private model cache per test session, and the executed book."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import book  # noqa: E402  (tools/book.py)
+
+os.environ.setdefault("UNLEARNLIB_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def executed_book() -> dict[str, float]:
+    """Execute every notebook of the table of contents once per session (papermill), return seconds each.
+
+    A failing cell raises here, so every test that reads the book fails with the cell's error.
+    """
+    return book.execute()
+
+
+@pytest.fixture(scope="session")
+def glue(executed_book):
+    """``glue("01_backdoor_attacks")`` -> the glued values of that executed chapter."""
+
+    def read(stem: str) -> dict:
+        nb = next(nb for nb in book.notebooks() if nb.stem == stem)
+        return book.read_glue(book.executed_path(nb))
+
+    return read

@@ -1,0 +1,86 @@
+"""``python -m unlearnlib run ...``: one attack, one defense, one seed -> a printed table and a JSON record."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .profiles import PROFILES
+from .registry import ATTACKS, DATASETS
+from .zoo import atomic_write_text
+
+METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
+
+
+def format_record(rec: dict[str, Any]) -> str:
+    """A short before/after table in percent."""
+    lines = [f"{rec['dataset']} / {rec['attack']} / {rec['defense']} / seed {rec['seed']} "
+             f"(target {rec['target']}, unseen {rec['unseen']}, {rec['defense_seconds']:.2f} s)",
+             f"{'':8s}" + "".join(f"{m:>12s}" for m in METRICS)]
+    for when in ("before", "after"):
+        lines.append(f"{when:8s}" + "".join(f"{100 * rec[when][m]:11.2f}%" for m in METRICS))
+    return "\n".join(lines)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES.names())}")
+    p.add_argument("--dataset", default=None, help=f"overrides the profile's; one of: {', '.join(DATASETS.names())}")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--target", type=int, default=None, help="target class (default: the profile's)")
+    p.add_argument("--poison-ratio", type=float, default=None, help="fraction of the training set poisoned")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m unlearnlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="attack + defense for one seed")
+    _add_common(run)
+    run.add_argument("--attack", default="badnets", help=f"one of: {', '.join(ATTACKS.names())}")
+    run.add_argument("--defense", default="none", help="a defense name; an unknown name lists the valid ones")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--unseen", type=int, default=None, help="defender samples used (default: the defense's)")
+    run.add_argument("--known-target", action="store_true",
+                     help="give the defense the attack's target instead of letting it search")
+    run.add_argument("--out", type=Path, default=None, help="write the JSON record here")
+    from .bench import add_bench_parser
+
+    add_bench_parser(sub, _add_common)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+    from .defenses import get_defense  # registers the defenses
+    from .experiment import make_scenario, run_defense
+
+    get_defense(args.defense)  # fail fast on an unknown name, before any training
+    ATTACKS.get(args.attack)
+    progress = False if args.no_progress else None
+    sc = make_scenario(args.profile, args.attack, args.seed, dataset=args.dataset, target=args.target,
+                       poison_ratio=args.poison_ratio, device=args.device, progress=progress)
+    rec = run_defense(sc, args.defense, args.unseen, target=sc.target if args.known_target else None,
+                      device=args.device, progress=progress).record
+    print(format_record(rec))
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps(rec, indent=2, default=float))
+        print(f"wrote {args.out}")
+    return rec
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            cmd_run(args)
+        else:
+            from .bench import cmd_bench
+
+            cmd_bench(args)
+    except (ValueError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

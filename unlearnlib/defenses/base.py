@@ -1,0 +1,84 @@
+"""The defense interface: ``Defense(**hyperparameters)(model, defender, trigger=..., target=...)``.
+
+A defense never modifies the model passed in; it returns a new one in :class:`DefenseResult` together with
+an ``info`` dict of whatever it found (recovered target, per-class scores, timings of its phases).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..attacks import TriggerArg, as_trigger
+from ..checks import check_class, check_classifier, check_eval_mode
+from ..data import Data
+from ..device import resolve_device
+from ..registry import DEFENSES
+
+
+@dataclass
+class DefenseResult:
+    model: nn.Module
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Defense:
+    """Base class. Subclasses set ``name``, ``default_unseen``, ``needs_trigger`` and implement ``run``."""
+
+    name: ClassVar[str] = "defense"
+    default_unseen: ClassVar[int] = 50
+    needs_trigger: ClassVar[bool] = False  # True: backdoor knowledge (the trigger is given)
+    min_classes: ClassVar[int] = 1  # how many classes the defender set must cover
+
+    def __init__(self, device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.progress = progress
+
+    def __call__(self, model: nn.Module, defender: Data, *, trigger: TriggerArg | None = None,
+                 target: int | None = None, num_classes: int | None = None) -> DefenseResult:
+        check_classifier(model)
+        check_eval_mode(model)
+        if not isinstance(defender, Data) or len(defender) == 0:
+            raise ValueError("defender must be a non-empty unlearnlib.data.Data set of unseen clean samples")
+        if len(defender.classes) < self.min_classes:
+            raise ValueError(f"defender must cover at least {self.min_classes} classes for {self.name}, "
+                             f"got {len(defender.classes)} ({defender.classes})")
+        n_cls = num_classes or _num_classes(model, defender)
+        if self.needs_trigger and trigger is None:
+            raise ValueError(f"trigger is required by {self.name} (it uses backdoor knowledge)")
+        if target is not None:
+            check_class(target, n_cls, "target")
+        work = copy.deepcopy(model).to(self.device).eval()  # never touch the caller's model
+        return self.run(work, defender.to(self.device), trigger=as_trigger(trigger) if trigger is not None else None,
+                        target=target, num_classes=n_cls)
+
+    def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
+            num_classes: int) -> DefenseResult:
+        raise NotImplementedError
+
+
+def _num_classes(model: nn.Module, defender: Data) -> int:
+    with torch.no_grad():
+        p = next(iter(model.parameters()))
+        return int(model.eval()(defender.x[:1].to(p.device)).shape[1])
+
+
+@DEFENSES.register("none")
+class NoDefense(Defense):
+    """The identity: ``after = before``."""
+
+    name = "none"
+    default_unseen = 0
+
+    def run(self, model, defender, *, trigger, target, num_classes):  # noqa: D102
+        return DefenseResult(model, {})
+
+
+def get_defense(name: str, **params: Any) -> Defense:
+    """Instantiate a registered defense by name; unknown names list the valid ones."""
+    return DEFENSES.get(name)(**params)

@@ -1,0 +1,60 @@
+"""Device choice, thread count, seeding and mixed precision -- the only place that knows about hardware."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to :class:`torch.device`."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return dev
+
+
+def configure_threads() -> int:
+    """Use every core the process may run on (intra-op), one inter-op thread; returns the count."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        n = os.cpu_count() or 1
+    n = int(os.environ.get("UNLEARNLIB_THREADS", n))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator for explicit sampling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); a no-op on the CPU."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def progress_enabled(progress: bool | None = None) -> bool:
+    """Progress bars on unless ``progress=False`` or ``UNLEARNLIB_PROGRESS=0`` (the book build sets it)."""
+    if progress is not None:
+        return progress
+    return os.environ.get("UNLEARNLIB_PROGRESS", "1") != "0"

@@ -1,0 +1,108 @@
+"""The model registry: a small CNN for 1x28x28 digits and PreAct-ResNet18 for 3x32x32 images.
+
+Every function in unlearnlib that takes a model accepts any ``nn.Module`` mapping images to logits; these two
+are the book's defaults. Layer names used by the defenses:
+
+======================  ===================  =======================
+model                   last conv layer      default edited layer
+======================  ===================  =======================
+``cnn``                 ``conv2``            ``fc1``
+``preact-resnet18``     ``layer4.1.conv2``   ``linear``
+======================  ===================  =======================
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .registry import MODELS
+
+
+@MODELS.register("cnn")
+class SmallCNN(nn.Module):
+    """conv(16)-pool-conv(32)-pool-fc(128)-fc(classes): ~0.2M parameters, trains on a CPU in seconds."""
+
+    last_conv = "conv2"
+    edit_layer = "fc1"
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, width: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.fc1 = nn.Linear(2 * width * (image_size // 4) ** 2, 128)
+        self.fc2 = nn.Linear(128, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        return F.max_pool2d(F.relu(self.conv2(x)), 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(self.features(x).flatten(1))))
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
+            if stride != 1 or in_planes != planes else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+@MODELS.register("preact-resnet18")
+class PreActResNet18(nn.Module):
+    """PreAct-ResNet18 (He et al. 2016), the BackdoorBench CIFAR-10 model."""
+
+    last_conv = "layer4.1.conv2"
+    edit_layer = "linear"
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> None:
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.layer1 = self._make_layer(64, 1)
+        self.layer2 = self._make_layer(128, 2)
+        self.layer3 = self._make_layer(256, 2)
+        self.layer4 = self._make_layer(512, 2)
+        self.bn = nn.BatchNorm2d(512)
+        self.linear = nn.Linear(512, num_classes)
+
+    def _make_layer(self, planes: int, stride: int) -> nn.Sequential:
+        blocks = [PreActBlock(self.in_planes, planes, stride), PreActBlock(planes, planes, 1)]
+        self.in_planes = planes
+        return nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
+        out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
+        return self.linear(out)
+
+
+def build_model(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
+    """Instantiate a registered model for images of ``in_channels`` x ``image_size`` x ``image_size``."""
+    return MODELS.get(name)(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+
+
+def get_layer(model: nn.Module, name: str, param: str = "layer") -> nn.Module:
+    """The sub-module called ``name`` (dotted path), with an error listing the Linear/Conv2d layers."""
+    modules = dict(model.named_modules())
+    if name not in modules or name == "":
+        candidates = [n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        raise ValueError(f"{param}={name!r} is not a layer of {type(model).__name__}; "
+                         f"Linear/Conv2d layers are: {', '.join(candidates)}")
+    return modules[name]

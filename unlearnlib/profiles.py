@@ -1,0 +1,57 @@
+"""Named, documented presets. Notebooks pick one through their papermill ``profile`` parameter.
+
+- ``quick``: CPU, mnist5k (offline), the small CNN, a few epochs: every chapter in seconds to a minute.
+- ``full``: GPU with internet: torchvision CIFAR-10, PreAct-ResNet18, BackdoorBench-like training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .registry import Registry
+
+PROFILES: Registry = Registry("profile")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dataset: str
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    weight_decay: float
+    augment: str
+    target: int = 0
+    poison_ratio: float = 0.1
+    attack_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    download: bool = False
+    description: str = ""
+
+    def train_kwargs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+QUICK = PROFILES.register("quick")(Profile(
+    name="quick", dataset="mnist5k", model="cnn", epochs=10, batch_size=64, lr=2e-3, optimizer="adam",
+    weight_decay=0.0, augment="none",
+    attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}},
+    description="CPU, offline: mnist5k, small CNN, 10 epochs of Adam.",
+))
+
+FULL = PROFILES.register("full")(Profile(
+    name="full", dataset="cifar10", model="preact-resnet18", epochs=40, batch_size=256, lr=0.1, optimizer="sgd",
+    weight_decay=5e-4, augment="crop-flip", download=True,
+    attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}},
+    description="GPU with internet: CIFAR-10, PreAct-ResNet18, 40 epochs of SGD (BackdoorBench-like).",
+))
+
+
+def get_profile(name: str | Profile) -> Profile:
+    return name if isinstance(name, Profile) else PROFILES.get(name)

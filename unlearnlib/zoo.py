@@ -1,0 +1,88 @@
+"""The one on-disk cache: trained models keyed by a hash of their full configuration and the package version.
+
+Files are written atomically (temporary file + rename). A file that cannot be read, or whose stored key or
+configuration does not match, is reported, removed and rebuilt. Loading uses ``torch.load(weights_only=True)``:
+a cache file can never run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+
+FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """``$UNLEARNLIB_CACHE`` or ``~/.cache/unlearnlib``."""
+    return Path(os.environ.get("UNLEARNLIB_CACHE", Path.home() / ".cache" / "unlearnlib"))
+
+
+def cache_key(config: dict[str, Any]) -> str:
+    blob = json.dumps({"config": config, "version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda p: p.write_text(text))
+
+
+def model_path(config: dict[str, Any]) -> Path:
+    return cache_dir() / "models" / f"{cache_key(config)}.pt"
+
+
+def _load(path: Path, config: dict[str, Any], model: nn.Module) -> bool:
+    """Load into ``model``; False if absent; warn and delete if corrupt or mismatched."""
+    if not path.exists():
+        return False
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+            raise ValueError("unknown file format")
+        stored_config = json.dumps(config, sort_keys=True, default=str)
+        if blob.get("key") != cache_key(config) or blob.get("config") != stored_config:
+            raise ValueError("stored configuration does not match")
+        model.load_state_dict(blob["state_dict"])
+        return True
+    except Exception as exc:  # any unreadable / mismatched file is rebuilt, never trusted
+        warnings.warn(f"cache file {path} is corrupt or mismatched ({exc}); rebuilding it", stacklevel=3)
+        path.unlink(missing_ok=True)
+        return False
+
+
+def cached_model(config: dict[str, Any], build: Callable[[], nn.Module],
+                 fit: Callable[[nn.Module], nn.Module]) -> tuple[nn.Module, bool]:
+    """The model for ``config``: loaded from the cache, or built, fitted and stored. Returns (model, hit)."""
+    path = model_path(config)
+    model = build()
+    if _load(path, config, model):
+        return model.eval(), True
+    model = fit(model)
+    blob = {"format": FORMAT, "key": cache_key(config), "config": json.dumps(config, sort_keys=True, default=str),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    atomic_write(path, lambda p: torch.save(blob, p))
+    return model.eval(), False
