@@ -144,17 +144,19 @@ def setup_cell_source() -> str:
 
 def sync_setup() -> None:
     """Rewrite the first cell of every notebook under book/ to the canonical setup cell."""
+    import nbformat
+
     src = setup_cell_source()
-    for nb in sorted((ROOT / "book").glob("*.ipynb")):
-        data = json.loads(nb.read_text())
-        first = data["cells"][0]
-        if first["cell_type"] == "code" and "google.colab" in "".join(first["source"]):
-            first["source"] = src.splitlines(keepends=True)
+    for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        first = nb.cells[0] if nb.cells else None
+        if first is not None and first.cell_type == "code" and "google.colab" in first.source:
+            first.source = src
         else:
-            data["cells"].insert(0, {"cell_type": "code", "execution_count": None, "metadata": {"tags": ["setup"]},
-                                     "outputs": [], "source": src.splitlines(keepends=True)})
-        nb.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-        print(f"synced {nb.relative_to(ROOT)}")
+            nb.cells.insert(0, nbformat.v4.new_code_cell(src, metadata={"tags": ["setup"]}))
+        nbformat.validator.normalize(nb)
+        nbformat.write(nb, nb_path)
+        print(f"synced {nb_path.relative_to(ROOT)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,59 @@
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib.data import load_dataset
+from unlearnlib.device import resolve_device
+from unlearnlib.models import build_model, get_layer
+from unlearnlib.train import random_crop_flip, train
+
+
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("preact-resnet18", (3, 32, 32))])
+def test_models_map_images_to_logits(name, shape):
+    m = build_model(name, shape[0], 10, shape[1]).eval()
+    assert m(torch.rand(2, *shape)).shape == (2, 10)
+    assert isinstance(get_layer(m, m.edit_layer), nn.Linear) and isinstance(get_layer(m, m.last_conv), nn.Conv2d)
+
+
+def test_unknown_model_and_layer_names():
+    with pytest.raises(ValueError, match="model='vgg' is not known; expected one of: cnn"):
+        build_model("vgg", 1, 10, 28)
+    with pytest.raises(ValueError, match="layer='fc9' is not a layer of SmallCNN; Linear/Conv2d layers are: conv1"):
+        get_layer(build_model("cnn", 1, 10, 28), "fc9")
+
+
+def test_training_is_deterministic_on_cpu_and_learns():
+    part = load_dataset("mnist5k", 0).train.take(400, 0)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = build_model("cnn", 1, 10, 28)
+        models.append(train(m, part, epochs=5, batch_size=32, lr=2e-3, device="cpu", seed=1, progress=False))
+    a, b = (dict(m.state_dict()) for m in models)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not models[0].training
+    acc = (models[0](part.x).argmax(1) == part.y).float().mean()
+    assert acc > 0.8
+
+
+def test_train_bad_input():
+    part = load_dataset("mnist5k", 0).train.take(20, 0)
+    m = build_model("cnn", 1, 10, 28)
+    with pytest.raises(ValueError, match="epochs must be"):
+        train(m, part, epochs=0)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        train(m, part, optimizer="lbfgs")
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train("model", part)
+
+
+def test_device_resolution():
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu9")
+
+
+def test_random_crop_flip_keeps_shape():
+    x = torch.rand(5, 3, 32, 32)
+    assert random_crop_flip(x).shape == x.shape
