@@ -101,8 +101,9 @@ def html() -> Path:
     if missing:
         raise SystemExit(f"error: execute the notebooks first; missing: {[str(m) for m in missing]}")
     stage()
-    cmd = [sys.executable, "-m", "jupyter_book", "build", str(EXECUTED), "--path-output", str(ROOT), "-W",
-           "--keep-going", "-n"]
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(EXECUTED), "--path-output", str(ROOT), "-W",
+           "--keep-going"]
     subprocess.run(cmd, check=True)
     index = HTML / "index.html"
     print(f"the book is at {index}")

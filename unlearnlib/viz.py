@@ -97,3 +97,23 @@ def strength_curve(model: nn.Module, test: Data, attack: str, param: str, values
         trig = make_trigger(attack, tuple(test.x.shape[1:]), **{**(base_params or {}), param: v})
         out.append(evaluate(model, test, trig, target)["asr"])
     return out
+
+
+def plot_before_after(record: Mapping[str, object], ax: plt.Axes | None = None) -> plt.Figure:
+    """Bars of acc, asr, target_acc and ra before and after a defense (a run record of the CLI's schema)."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 2.8))
+    keys = ["acc", "asr", "target_acc", "ra"]
+    before, after = record["before"], record["after"]
+    xs = range(len(keys))
+    ax.bar([i - 0.2 for i in xs], [100 * before[k] for k in keys], 0.4, label="backdoored", color="tab:red")
+    ax.bar([i + 0.2 for i in xs], [100 * after[k] for k in keys], 0.4, label=f"after {record['defense']}",
+           color="tab:blue")
+    ax.axhline(100 * before["asr_floor"], color="gray", ls=":", lw=1, label="asr floor")
+    ax.set_xticks(list(xs), keys)
+    ax.set_ylabel("%")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="center right")
+    ax.set_title(f"{record['attack']} / {record['defense']}: {record['defense_seconds']:.2f} s, "
+                 f"{record['unseen']} unseen samples", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -54,3 +54,63 @@ def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_nam
         w.observe(draw, names="value")
     draw()
     return W.VBox([W.HBox([attack, index]), W.HBox([size, alpha]), out])
+
+
+STRENGTH = {"badnets": "size", "blended": "alpha"}  # each attack's main strength parameter
+
+
+def play(profile: str = "quick", attack: str = "badnets", strength: float | None = None, poison_ratio: float = 0.1,
+         defense: str = "agme-bdk", unseen: int | None = None, seed: int = 0, progress: bool | None = None):
+    """Plant ``attack`` (its main strength parameter set to ``strength``), run ``defense``; returns the Run.
+
+    This is what the playground's button calls; the chapter calls it directly for its static run.
+    """
+    from .experiment import make_scenario, run_defense
+
+    params = {} if strength is None else {STRENGTH[attack]: strength}
+    sc = make_scenario(profile, attack, seed, poison_ratio=poison_ratio, attack_params=params, progress=progress)
+    return run_defense(sc, defense, unseen, progress=progress)
+
+
+def playground(profile: str = "quick"):
+    """Controls for attack, defense and their main parameters; 'Run' trains (or loads) and defends live."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .cli import format_record
+    from .defenses import get_defense
+    from .registry import ATTACKS, DEFENSES
+    from .viz import plot_before_after
+
+    attack = W.Dropdown(options=ATTACKS.names(), value="badnets", description="attack")
+    size = W.IntSlider(3, min=1, max=6, description="patch size")
+    alpha = W.FloatSlider(0.2, min=0.05, max=0.4, step=0.05, description="blend α")
+    ratio = W.FloatSlider(0.1, min=0.01, max=0.3, step=0.01, description="poison ratio")
+    defense = W.Dropdown(options=[d for d in DEFENSES.names() if d != "none"], description="defense")
+    unseen = W.IntSlider(10, min=1, max=500, description="unseen N")
+    seed = W.BoundedIntText(0, min=0, max=99, description="seed")
+    button = W.Button(description="Run", button_style="primary", icon="play")
+    out = W.Output()
+
+    def on_attack(*_: object) -> None:
+        size.layout.display = None if attack.value == "badnets" else "none"
+        alpha.layout.display = None if attack.value == "blended" else "none"
+
+    def on_defense(*_: object) -> None:
+        unseen.value = max(1, get_defense(defense.value).default_unseen)
+
+    def on_run(*_: object) -> None:
+        with out:
+            out.clear_output(wait=True)
+            value = {"badnets": size.value, "blended": alpha.value}.get(attack.value)
+            run = play(profile, attack.value, value, ratio.value, defense.value, unseen.value, seed.value, True)
+            print(format_record(run.record))
+            display(plot_before_after(run.record))
+            plt.close("all")
+
+    attack.observe(on_attack, names="value")
+    defense.observe(on_defense, names="value")
+    button.on_click(on_run)
+    on_attack()
+    on_defense()
+    return W.VBox([W.HBox([attack, size, alpha, ratio]), W.HBox([defense, unseen, seed]), button, out])

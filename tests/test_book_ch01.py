@@ -1,0 +1,16 @@
+"""Chapter 1: the glued numbers back the claims its prose makes (issue: acc >= 95%, asr >= 95% on quick)."""
+
+
+def test_ch01_backdoors_are_planted(glue):
+    g = glue("01_backdoor_attacks")
+    for attack in ("badnets", "blended"):
+        assert g[f"ch01_{attack}_acc"] >= 95.0
+        assert g[f"ch01_{attack}_asr"] >= 95.0
+        assert g[f"ch01_{attack}_target_acc"] >= 90.0
+        assert g[f"ch01_{attack}_ra"] <= 5.0
+        assert 0.0 <= g[f"ch01_{attack}_asr_floor"] <= 2.0
+    assert g["ch01_clean_acc"] >= 95.0
+    assert g["ch01_clean_asr_badnets"] <= 2.0 and g["ch01_clean_asr_blended"] <= 2.0
+    assert (g["ch01_n_train"], g["ch01_n_test"], g["ch01_n_defender"]) == (3500, 1000, 500)
+    assert g["ch01_n_poisoned"] == round(g["ch01_poison_pct"] / 100 * g["ch01_n_train"])
+    assert g["ch01_asr_alpha_half"] < g["ch01_blended_asr"]
