@@ -1,16 +1,238 @@
-"""``python -m unlearnlib bench``: every attack x every defense x seeds (filled in by the benchmark issue)."""
+"""``python -m unlearnlib bench``: every attack x every defense x seeds, resumable, with tables and plots.
+
+Each finished cell (attack, defense, seed) is one JSON record under ``out/cells/`` (written atomically); a
+rerun skips cells whose record is valid and redoes missing, corrupt, mismatched or failed ones. The attacked
+models come from the zoo cache. Outputs: ``grid.csv`` (one row per cell), ``grid.md`` (mean ± std over seeds
+per attack and defense, rates in percent, with the undefended ``none`` row as the reference) and the plots
+``asr_vs_seconds.png`` / ``asr_vs_unseen.png``. A defense that raises is recorded as ``failed`` with its error
+and traceback, printed at once and listed at the end; the grid goes on (``strict=True`` re-raises instead).
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import __version__
+from .device import progress_enabled
+from .plots_bench import plot_asr_vs_seconds, plot_asr_vs_unseen, save_plots
+from .profiles import Profile, get_profile
+from .registry import ATTACKS, DEFENSES
+from .zoo import atomic_write_text
+
+METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
+SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
+RATES = ("acc", "asr", "target_acc", "ra", "der")
+__all__ = ["run_grid", "summarise", "to_markdown", "load_cells", "plot_asr_vs_seconds", "plot_asr_vs_unseen"]
+
+
+def _names(given: Sequence[str] | None, registry: Any, param: str, default: list[str]) -> list[str]:
+    names = list(default if given is None else given)
+    for n in names:
+        registry.get(n)  # unknown names raise, listing the valid ones
+    if not names:
+        raise ValueError(f"{param} must name at least one entry; expected some of: {', '.join(registry.names())}")
+    return list(dict.fromkeys(names))
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def defense_defaults(defense: str) -> dict[str, str]:
+    """The constructor defaults of a registered defense: a cell is redone when they change."""
+    import inspect
+
+    sig = inspect.signature(DEFENSES.get(defense))
+    return {k: repr(p.default) for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty and k not in ("device", "progress")}
+
+
+def cell_path(out: Path, attack: str, defense: str, seed: int) -> Path:
+    return out / "cells" / f"{attack}__{defense}__seed{seed}.json"
+
+
+def _read_cell(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored record if it is a finished cell of this exact configuration, else None (and why, warned)."""
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+        ok = (isinstance(rec, dict) and rec.get("status") == "ok" and rec.get("cell") == config
+              and all(isinstance(rec.get(w), dict) and set(METRICS) <= set(rec[w]) for w in ("before", "after")))
+    except (OSError, ValueError):
+        ok, rec = False, None
+    if not ok and not (isinstance(rec, dict) and rec.get("status") == "failed"):
+        tqdm.write(f"bench: redoing {path.name} (corrupt or from another configuration)", file=sys.stderr)
+    return rec if ok else None
+
+
+def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = None,
+             defenses: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2), out: str | Path = "results",
+             progress: bool | None = None, *, dataset: str | None = None, target: int | None = None,
+             poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
+             strict: bool = False, write: bool = True) -> pd.DataFrame:
+    """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
+
+    ``attacks``/``defenses`` default to every registered one; ``known_target`` hands the attack's target to the
+    defenses (else they search). With ``write`` the CSV, markdown table and plots are written to ``out``.
+    """
+    from . import defenses as _registered  # noqa: F401  (registers every defense)
+    from .experiment import make_scenario, run_defense
+
+    prof = get_profile(profile)
+    atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
+    dfs = [d for d in _names(defenses, DEFENSES, "defenses", DEFENSES.names()) if d != "none"]
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    out = Path(out)
+    cells = [(s, a, d) for s in dict.fromkeys(seeds) for a in atk for d in ["none", *dfs]]
+    records: list[dict[str, Any]] = []
+    scenarios: dict[tuple[str, int], Any] = {}
+    bar = tqdm(cells, desc="bench", disable=not progress_enabled(progress), unit="cell")
+    for seed, attack, defense in bar:
+        bar.set_postfix_str(f"{attack}/{defense}/seed {seed}")
+        config = {"profile": prof.name, "dataset": dataset, "attack": attack, "defense": defense, "seed": seed,
+                  "target": target, "poison_ratio": poison_ratio, "known_target": known_target,
+                  "defense_params": defense_defaults(defense), "version": __version__}
+        path = cell_path(out, attack, defense, seed)
+        rec = _read_cell(path, config)
+        if rec is None:
+            if (attack, seed) not in scenarios:
+                scenarios = {(attack, seed): make_scenario(prof, attack, seed, dataset=dataset, target=target,
+                                                           poison_ratio=poison_ratio, device=device, progress=False)}
+            sc = scenarios[(attack, seed)]
+            try:
+                rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
+                                  progress=False).record
+                rec["status"] = "ok"
+            except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
+                if strict:
+                    raise
+                tb = traceback.format_exc()
+                tqdm.write(f"bench: {attack}/{defense}/seed {seed} FAILED: {type(exc).__name__}: {exc}\n{tb}",
+                           file=sys.stderr)
+                rec = {"dataset": sc.split.name, "attack": attack, "defense": defense, "seed": seed,
+                       "target": sc.target, "profile": prof.name, "before": sc.before, "status": "failed",
+                       "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
+            rec["cell"] = config
+            atomic_write_text(path, json.dumps(rec, indent=1, default=_jsonable))
+        records.append(rec)
+    df = cells_frame(records)
+    failed = [r for r in records if r["status"] == "failed"]
+    if write:
+        write_outputs(df, out)
+    if failed:
+        tqdm.write(f"bench: {len(failed)} cell(s) failed: " + "; ".join(
+            f"{r['attack']}/{r['defense']}/seed {r['seed']}: {r['error']}" for r in failed), file=sys.stderr)
+    return df
+
+
+def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One flat row per cell record: ``<metric>`` after the defense, ``<metric>_before`` for the attacked model."""
+    rows = []
+    for r in records:
+        row = {k: r.get(k) for k in ("attack", "defense", "seed", "dataset", "target", "status", "unseen",
+                                     "defense_seconds", "der")}
+        row.update({m: r.get("after", {}).get(m) for m in METRICS})
+        row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
+        row["error"] = r.get("error", "")
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["attack", "defense", "seed", "dataset", "target", "status", "unseen",
+                                     "defense_seconds", "der", *METRICS, *(f"{m}_before" for m in METRICS), "error"])
+    return df.sort_values(["attack", "defense", "seed"], kind="stable").reset_index(drop=True)
+
+
+def load_cells(out: str | Path) -> pd.DataFrame:
+    """Every cell record under ``out/cells`` (unreadable files skipped), as :func:`cells_frame` rows."""
+    recs = []
+    for p in sorted((Path(out) / "cells").glob("*.json")):
+        try:
+            recs.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    return cells_frame(recs)
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds of the finished cells, per (attack, defense): ``<metric>_mean``/``_std``, ``n``
+    (finished seeds) and ``failed`` (failed seeds; a pair whose every seed failed has NaN metrics)."""
+    ok = df[df["status"] == "ok"]
+    if ok.empty:
+        raise ValueError("df has no finished (status 'ok') cells to summarise")
+    g = ok.groupby(["attack", "defense"], sort=False)[list(SUMMARY)]
+    s = g.agg(["mean", "std"])
+    s.columns = [f"{m}_{stat}" for m, stat in s.columns]
+    s["n"] = g.size()
+    failed = df[df["status"] == "failed"].groupby(["attack", "defense"]).size().rename("failed")
+    s = s.join(failed, how="outer") if len(failed) else s.assign(failed=0)
+    s[["n", "failed"]] = s[["n", "failed"]].fillna(0).astype(int)
+    s = s.reset_index()
+    order = {"none": -1, **{d: i for i, d in enumerate(DEFENSES.names())}}
+    s["_o"] = s["defense"].map(lambda d: order.get(d, len(order)))
+    return s.sort_values(["attack", "_o", "defense"]).drop(columns="_o").reset_index(drop=True)
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """The summary as a markdown table: rates (and der) in percent, ``mean ± std`` over ``n`` seeds."""
+
+    def cell(r: pd.Series, m: str) -> str:
+        scale, fmt = (100, ".1f") if m in RATES else (1, ".2f" if m == "defense_seconds" else ".0f")
+        mean, std = r[f"{m}_mean"] * scale, r[f"{m}_std"] * scale
+        if pd.isna(mean):
+            return "—"
+        return f"{mean:{fmt}}" + ("" if pd.isna(std) else f" ± {std:{fmt}}")
+
+    names = {"acc": "acc %", "asr": "asr %", "target_acc": "target_acc %", "ra": "ra %", "der": "der %",
+             "defense_seconds": "seconds", "unseen": "unseen"}
+    head = ["attack", "defense", *(names[m] for m in SUMMARY), "seeds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    for _, r in summary.iterrows():
+        fail = f" ({int(r['failed'])} failed)" if r.get("failed", 0) else ""
+        lines.append("| " + " | ".join([r["attack"], r["defense"], *(cell(r, m) for m in SUMMARY),
+                                       f"{int(r['n'])}{fail}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(df: pd.DataFrame, out: str | Path) -> None:
+    """``grid.csv``, ``grid.md`` and the two plots, each written atomically into ``out``."""
+    out = Path(out)
+    atomic_write_text(out / "grid.csv", df.to_csv(index=False))
+    if (df["status"] == "ok").any():
+        summary = summarise(df)
+        atomic_write_text(out / "grid.md", to_markdown(summary))
+        save_plots(summary, out)
 
 
 def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("bench", help="the benchmark grid")
+    p = sub.add_parser("bench", help="the benchmark grid: attacks x defenses x seeds (resumable)")
     add_common(p)
+    p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
+    p.add_argument("--defenses", nargs="+", default=None, help="default: every registered defense except 'none'")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
+    p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
+    p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    raise SystemExit("error: the benchmark grid is not built yet (issue 5)")
+    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds, args.out,
+                  False if args.no_progress else None, dataset=args.dataset, target=args.target,
+                  poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
+                  strict=args.strict)
+    if (df["status"] == "ok").any():
+        print(to_markdown(summarise(df)))
+    print(f"wrote {args.out}/grid.csv, grid.md, asr_vs_seconds.png, asr_vs_unseen.png and {len(df)} cells")
+    n_failed = int((df["status"] == "failed").sum())
+    if n_failed:
+        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/grid.csv")

@@ -1,0 +1,134 @@
+"""The benchmark grid: outputs, resume, corrupt cells, failing defenses, unknown names, summary and plots."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib
+import pandas as pd
+import pytest
+
+from unlearnlib import bench, experiment
+from unlearnlib.cli import main
+from unlearnlib.defenses import Defense
+from unlearnlib.registry import DEFENSES
+
+matplotlib.use("Agg")
+TINY = {"profile": "quick", "attacks": ["badnets"], "defenses": ["finetune"], "seeds": [0], "progress": False}
+_SPLITS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def memo_splits(monkeypatch):
+    """Load each split once per session (parsing mnist5k dominates a tiny grid's time)."""
+    real = experiment.load_dataset
+
+    def memo(name, seed=0, download=False):
+        if (name, seed) not in _SPLITS:
+            _SPLITS[(name, seed)] = real(name, seed=seed, download=download)
+        return _SPLITS[(name, seed)]
+
+    monkeypatch.setattr(experiment, "load_dataset", memo)
+
+
+def _count_runs(monkeypatch) -> list[str]:
+    calls: list[str] = []
+    real = experiment.run_defense
+
+    def counting(sc, defense="none", *args, **kwargs):
+        calls.append(defense)
+        return real(sc, defense, *args, epochs=2, **kwargs) if defense == "finetune" else real(sc, defense, *args,
+                                                                                                 **kwargs)
+
+    monkeypatch.setattr(experiment, "run_defense", counting)
+    return calls
+
+
+def test_tiny_grid_writes_outputs_then_resumes_and_redoes_a_corrupt_cell(tmp_path, monkeypatch):
+    calls = _count_runs(monkeypatch)
+    df = bench.run_grid(out=tmp_path, **TINY)
+    assert calls == ["none", "finetune"]
+    assert list(df["defense"]) == ["finetune", "none"] and set(df["status"]) == {"ok"}
+    for name in ("grid.csv", "grid.md", "asr_vs_seconds.png", "asr_vs_unseen.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert len(list((tmp_path / "cells").glob("*.json"))) == 2
+    md = (tmp_path / "grid.md").read_text()
+    assert "| badnets | none |" in md and "| badnets | finetune |" in md and "asr %" in md
+    csv = pd.read_csv(tmp_path / "grid.csv")
+    assert {"acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen", "asr_before"} <= set(csv.columns)
+    none = df[df["defense"] == "none"].iloc[0]
+    assert none["asr"] == none["asr_before"] > 0.9 and none["unseen"] == 0
+
+    calls.clear()
+    again = bench.run_grid(out=tmp_path, **TINY)
+    assert calls == [] and again.drop(columns="defense_seconds").equals(df.drop(columns="defense_seconds"))
+
+    cell = bench.cell_path(tmp_path, "badnets", "finetune", 0)
+    cell.write_text('{"status": "ok", "truncat')
+    bench.run_grid(out=tmp_path, **TINY)
+    assert calls == ["finetune"] and json.loads(cell.read_text())["status"] == "ok"
+
+
+class Boom(Defense):
+    name = "boom"
+    default_unseen = 10
+
+    def run(self, model, defender, *, trigger, target, num_classes):
+        raise RuntimeError("the defense exploded")
+
+
+def test_a_failing_defense_is_a_failed_cell_not_a_crashed_grid(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(DEFENSES._items, "boom", Boom)
+    df = bench.run_grid(out=tmp_path, **{**TINY, "defenses": ["boom"]})
+    failed = df[df["status"] == "failed"]
+    assert list(failed["defense"]) == ["boom"] and "RuntimeError: the defense exploded" in failed.iloc[0]["error"]
+    assert "the defense exploded" in capsys.readouterr().err  # reported, with its traceback
+    assert json.loads(bench.cell_path(tmp_path, "badnets", "boom", 0).read_text())["status"] == "failed"
+    md = (tmp_path / "grid.md").read_text()
+    assert "| badnets | none |" in md and "| badnets | boom | — |" in md and "0 (1 failed) |" in md
+    with pytest.raises(RuntimeError, match="exploded"):
+        bench.run_grid(out=tmp_path, strict=True, **{**TINY, "defenses": ["boom"]})
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"attacks": ["wanet"]}, "attack='wanet' is not known; expected one of: badnets, blended"),
+    ({"defenses": ["magic"]}, "defense='magic' is not known; expected one of: none, "),
+    ({"seeds": [-1]}, "seeds must be a non-empty list of integers >= 0"),
+    ({"profile": "huge"}, "profile='huge' is not known"),
+])
+def test_bad_grid_arguments_name_the_parameter(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        bench.run_grid(**{**TINY, "out": tmp_path, **kwargs})
+    assert not (tmp_path / "cells").exists()
+
+
+def test_cli_bench_unknown_defense_lists_the_valid_ones(tmp_path, capsys):
+    assert main(["bench", "--defenses", "magic", "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "defense='magic' is not known" in err and "finetune" in err
+
+
+def _synthetic() -> pd.DataFrame:
+    recs = []
+    for d, asr, sec, n in (("none", 0.99, 0.0, 0), ("finetune", 0.9, 1.0, 175), ("agme-bdk", 0.01, 0.1, 10)):
+        for seed, jitter in ((0, 0.0), (1, 0.02)):
+            after = {"acc": 0.95 - jitter, "asr": asr - jitter, "target_acc": 0.98, "ra": 0.5, "asr_floor": 0.001}
+            recs.append({"attack": "badnets", "defense": d, "seed": seed, "status": "ok", "unseen": n,
+                         "defense_seconds": sec + jitter, "der": 0.5, "after": after, "before": after})
+    return bench.cells_frame(recs)
+
+
+def test_summarise_markdown_and_plots():
+    s = bench.summarise(_synthetic())
+    assert list(s["defense"])[0] == "none" and set(s["n"]) == {2}
+    ft = s[s["defense"] == "finetune"].iloc[0]
+    assert ft["asr_mean"] == pytest.approx(0.89) and ft["asr_std"] == pytest.approx(0.01414, abs=1e-4)
+    md = bench.to_markdown(s)
+    assert "| badnets | finetune | 94.0 ± 1.4 | 89.0 ± 1.4 |" in md
+    from matplotlib.figure import Figure
+
+    for fn in (bench.plot_asr_vs_seconds, bench.plot_asr_vs_unseen):
+        ax = fn(s, ax=Figure().subplots())
+        assert ax.get_ylabel().startswith("attack success rate")
+    with pytest.raises(ValueError, match="no finished"):
+        bench.summarise(_synthetic().assign(status="failed"))

@@ -1,0 +1,24 @@
+"""Glued numbers of chapters 04-06 against the issue's bounds (percent)."""
+
+from __future__ import annotations
+
+
+def test_ch04_bdk_edit(glue):
+    g = glue("04_model_editing")
+    assert g["ch04_asr_before"] >= 90
+    assert g["ch04_asr_after"] <= 1.5
+    assert g["ch04_acc_drop"] <= 0.5
+    assert g["ch04_unseen"] <= 10
+
+
+def test_ch05_neural_cleanse_finds_the_target(glue):
+    g = glue("05_editing_without_the_trigger")
+    assert g["ch05_nc_found"] == 1 and g["ch05_nc_target"] == g["ch05_true_target"]
+    assert g["ch05_asr_after"] <= 3.0
+
+
+def test_ch06_repair(glue):
+    g = glue("06_repair")
+    assert g["ch06_asr_repair"] <= 3.0
+    assert g["ch06_acc_before"] - g["ch06_acc_repair"] <= 1.0
+    assert abs(g["ch06_target_acc_repair"] - g["ch06_target_acc_before"]) <= 2.0

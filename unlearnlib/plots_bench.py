@@ -1,0 +1,73 @@
+"""Plots of the benchmark summary (:func:`unlearnlib.bench.summarise`): cost of a defense vs what it leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _scatter(summary: pd.DataFrame, x: str, xlabel: str, ax: Any, log_x: bool) -> Any:
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6.5, 4.2))
+    missing = {f"{x}_mean", "asr_mean", "asr_std", "attack", "defense"} - set(summary.columns)
+    if missing:
+        raise ValueError(f"summary must come from unlearnlib.bench.summarise; missing columns {sorted(missing)}")
+    rows = (summary[summary["defense"] != "none"] if log_x else summary).dropna(subset=[f"{x}_mean", "asr_mean"])
+    attacks = list(dict.fromkeys(rows["attack"]))
+    defenses = list(dict.fromkeys(rows["defense"]))
+    others = [d for d in dict.fromkeys(summary["defense"]) if d != "none"]
+    colors = {"none": "black", **{d: f"C{i % 10}" for i, d in enumerate(others)}}  # same colours in every plot
+    for _, r in rows.iterrows():
+        ax.errorbar(r[f"{x}_mean"], 100 * r["asr_mean"], yerr=0.0 if pd.isna(r["asr_std"]) else 100 * r["asr_std"],
+                    fmt=MARKERS[attacks.index(r["attack"]) % len(MARKERS)], color=colors[r["defense"]],
+                    capsize=2, markersize=6, alpha=0.85)
+    if log_x:  # the undefended model has no wall time: a dashed line per attack instead of a point
+        for _, r in summary[summary["defense"] == "none"].iterrows():
+            ax.axhline(100 * r["asr_mean"], color="0.6", ls="--", lw=1)
+    handles = [ax.plot([], [], "o", color=colors[d], label=d)[0] for d in defenses]
+    handles += [ax.plot([], [], MARKERS[i % len(MARKERS)], color="0.4", label=a)[0] for i, a in enumerate(attacks)]
+    ax.legend(handles=handles, fontsize=8, loc="best", ncol=2)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("attack success rate after the defense (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_asr_vs_seconds(summary: pd.DataFrame, ax: Any = None) -> Any:
+    """ASR after each defense (mean ± std over seeds) against its wall time, log scale; one colour per defense."""
+    ax = _scatter(summary, "defense_seconds", "defense wall time (s, log scale)", ax, log_x=True)
+    ax.set_title("What a defense leaves vs what it costs")
+    return ax
+
+
+def plot_asr_vs_unseen(summary: pd.DataFrame, ax: Any = None) -> Any:
+    """ASR after each defense against the number of unseen defender samples it used ('none' at 0)."""
+    ax = _scatter(summary, "unseen", "defender samples used (unseen)", ax, log_x=False)
+    ax.set_title("What a defense leaves vs the data it needs")
+    return ax
+
+
+def save_plots(summary: pd.DataFrame, out: Any) -> list[Any]:
+    """Write ``asr_vs_seconds.png`` and ``asr_vs_unseen.png`` into ``out`` (atomically); return the paths."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from .zoo import atomic_write
+
+    paths = []
+    for name, fn in (("asr_vs_seconds.png", plot_asr_vs_seconds), ("asr_vs_unseen.png", plot_asr_vs_unseen)):
+        fig = Figure(figsize=(6.5, 4.2), layout="constrained")
+        fn(summary, ax=fig.subplots())
+        path = Path(out) / name
+        atomic_write(path, lambda p, fig=fig: fig.savefig(p, format="png", dpi=120))
+        paths.append(path)
+    return paths
