@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 
 def test_ch02_target_found_and_triggers_transfer(glue):
     g = glue("02_trigger_recovery")
@@ -20,9 +18,9 @@ def test_ch03_target_found_and_asr_lowered(glue):
     assert g["ch03_recovery_seconds"] > 0 and g["ch03_unlearning_seconds"] > 0
 
 
-@pytest.mark.xfail(reason="issue 3 bounds not yet met on BadNets: asr ~9-10 % and accuracy drop ~3 points "
-                          "(see the chapter and the lead's report)", strict=False)
 def test_ch03_issue_bounds(glue):
     g = glue("03_baerase_unlearning")
+    assert g["ch03_asr_before"] >= 90.0
     assert g["ch03_asr_after"] <= 2.0
     assert g["ch03_acc_drop"] <= 1.5
+    assert g["ch03_unbounded_acc"] < g["ch03_acc_after"]  # the failure mode the prose describes

@@ -9,6 +9,8 @@ def test_ch04_bdk_edit(glue):
     assert g["ch04_asr_after"] <= 1.5
     assert g["ch04_acc_drop"] <= 0.5
     assert g["ch04_unseen"] <= 10
+    assert g["ch04_blended_asr_after"] <= 1.5
+    assert g["ch04_blended_acc_drop"] <= 0.5
 
 
 def test_ch05_neural_cleanse_finds_the_target(glue):
@@ -22,3 +24,11 @@ def test_ch06_repair(glue):
     assert g["ch06_asr_repair"] <= 3.0
     assert g["ch06_acc_before"] - g["ch06_acc_repair"] <= 1.0
     assert abs(g["ch06_target_acc_repair"] - g["ch06_target_acc_before"]) <= 2.0
+
+
+def test_ch05_blended_needs_a_blend_shaped_recovery(glue):
+    g = glue("05_editing_without_the_trigger")
+    assert g["ch05_blended_asr_before"] >= 90
+    assert g["ch05_blended_baerase_asr"] <= 3.0
+    assert g["ch05_blended_acc_before"] - g["ch05_blended_baerase_acc"] <= 1.0
+    assert g["ch05_blended_nc_asr"] > g["ch05_blended_baerase_asr"]  # the prose says Neural Cleanse's patch fails

@@ -31,7 +31,8 @@ from .zoo import atomic_write_text
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
 RATES = ("acc", "asr", "target_acc", "ra", "der")
-__all__ = ["run_grid", "summarise", "to_markdown", "load_cells", "plot_asr_vs_seconds", "plot_asr_vs_unseen"]
+__all__ = ["run_grid", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
+           "plot_asr_vs_unseen"]
 
 
 def _names(given: Sequence[str] | None, registry: Any, param: str, default: list[str]) -> list[str]:
@@ -202,6 +203,23 @@ def to_markdown(summary: pd.DataFrame) -> str:
         lines.append("| " + " | ".join([r["attack"], r["defense"], *(cell(r, m) for m in SUMMARY),
                                        f"{int(r['n'])}{fail}"]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def speedups(summary: pd.DataFrame, fast: str = "agme-bdk", slow: Sequence[str] = ("baerase", "finetune")
+             ) -> pd.DataFrame:
+    """Per attack: how many times faster ``fast`` is than each of ``slow`` (mean defense_seconds ratio), and the
+    asr each reaches (fractions), so a speed claim is always read beside what the defense achieved."""
+    rows = []
+    for attack, sub in summary.groupby("attack", sort=False):
+        by = sub.set_index("defense")
+        if fast not in by.index:
+            continue
+        for s in slow:
+            if s in by.index:
+                rows.append({"attack": attack, "fast": fast, "slow": s,
+                             "ratio": by.at[s, "defense_seconds_mean"] / by.at[fast, "defense_seconds_mean"],
+                             "asr_fast": by.at[fast, "asr_mean"], "asr_slow": by.at[s, "asr_mean"]})
+    return pd.DataFrame(rows, columns=["attack", "fast", "slow", "ratio", "asr_fast", "asr_slow"])
 
 
 def write_outputs(df: pd.DataFrame, out: str | Path) -> None:

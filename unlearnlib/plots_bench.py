@@ -71,3 +71,25 @@ def save_plots(summary: pd.DataFrame, out: Any) -> list[Any]:
         atomic_write(path, lambda p, fig=fig: fig.savefig(p, format="png", dpi=120))
         paths.append(path)
     return paths
+
+
+def plot_der(summary: pd.DataFrame, ax: Any = None) -> Any:
+    """Defense effectiveness rating (BackdoorBench) per defense, one bar group per attack (mean ± std)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    rows = summary[summary["defense"] != "none"]
+    attacks, defenses = list(dict.fromkeys(rows["attack"])), list(dict.fromkeys(rows["defense"]))
+    width = 0.8 / max(1, len(attacks))
+    for i, a in enumerate(attacks):
+        sub = rows[rows["attack"] == a].set_index("defense").reindex(defenses)
+        xs = [j + (i - (len(attacks) - 1) / 2) * width for j in range(len(defenses))]
+        ax.bar(xs, 100 * sub["der_mean"], width, yerr=100 * sub["der_std"].fillna(0), capsize=2, label=a)
+    ax.axhline(50, color="0.5", ls=":", lw=1)  # der = 50%: removed nothing, cost nothing
+    ax.set_xticks(range(len(defenses)), defenses, rotation=20)
+    ax.set_ylabel("der (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8)
+    ax.set_title("Defense effectiveness rating (higher is better)")
+    return ax
