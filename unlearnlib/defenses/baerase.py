@@ -147,7 +147,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
             l1 = sum((p - p0).abs().sum() for p, p0 in zip(model.parameters(), theta0))
             loss = alpha * clean - ascent + lam * l1
             if not torch.isfinite(loss):
-                raise DivergenceError(f"BAERASE unlearning diverged (loss={float(loss)}) at epoch {epoch}; "
+                raise DivergenceError(f"BAERASE unlearning diverged (loss={float(loss.detach())}) at epoch {epoch}; "
                                       f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -77,9 +77,14 @@ class SearchResult:
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = 15, batch_size: int = 32, patch_size: int = 3,
-                  threshold: float = 2.0, mad_floor: float = 0.01, seed: int = 0, progress: bool | None = None,
-                  **generator_kwargs: Any) -> SearchResult:
+                  threshold: float = 2.0, mad_floor: float = 0.01, min_score: float = 0.25, seed: int = 0,
+                  progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` steps each) and return the outlying class.
+
+    A class is an outlier when its anomaly index exceeds ``threshold`` *and* its triggers fire on at least
+    ``min_score`` of the held-out images *[ours]*: with a few dozen held-out images and the MAD floor, one flipped
+    image already makes an anomaly index above 2, while a planted backdoor fires on most images. An outlier of a
+    later kind beats a non-outlier of an earlier one.
 
     ``generator_kwargs`` go to :func:`~unlearnlib.recover.mesa.train_generator` (beta, alpha, lr, hidden, ...).
     """
@@ -101,8 +106,9 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
         anomaly = anomaly_index(scores, mad_floor)
         target = int(torch.tensor(anomaly).argmax())
         all_scores[kind] = scores
-        res = SearchResult(target, kind, scores, anomaly, anomaly[target] > threshold, 0.0, triggers)
-        if best is None or res.anomaly[res.target] > best.anomaly[best.target]:
+        outlier = anomaly[target] > threshold and scores[target] >= min_score
+        res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, triggers)
+        if best is None or (res.outlier, res.anomaly[res.target]) > (best.outlier, best.anomaly[best.target]):
             best = res
         if res.outlier:
             break
