@@ -106,7 +106,7 @@ def test_unbounded_huge_steps_diverge_with_a_clear_error():
 
     trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
     with pytest.raises(DivergenceError, match="ascent_bound"):
-        unlearn(tiny_model(), tiny_data(), tiny_data(), trig, 0, lr=1e30, ascent_bound=math.inf, stop_asr=0.0,
+        unlearn(tiny_model(), tiny_data(), tiny_data(), trig, 0, lr=1e30, ascent_bound=math.inf, stop_live=0.0,
                 anchor="ce", epochs=5)
 
 

@@ -63,7 +63,7 @@ def test_mismatched_file_is_rebuilt():
     assert len(calls) == 2
 
 
-def test_pickled_code_is_never_loaded():
+def test_pickled_code_is_never_loaded(capfd):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -72,8 +72,10 @@ def test_pickled_code_is_never_loaded():
     path = zoo.model_path({"a": 1})
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"format": 1, "evil": Evil()}, path)
+    capfd.readouterr()
     with pytest.warns(UserWarning, match="corrupt or mismatched"):
         zoo.cached_model({"a": 1}, lambda: nn.Linear(2, 2), fit)
+    assert "pwned" not in capfd.readouterr().out  # weights_only=True refused to run the pickled call
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

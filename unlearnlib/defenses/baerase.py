@@ -14,7 +14,7 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
   -- RGA reports the backdoor moving to another class, and on mnist5k
   accuracy collapses (chapter 3 shows it);
 - triggered copies are made of non-target images only (a triggered image of class ``t`` is correctly ``t``);
-- the stop rule is a defender-side proxy: stop once at most ``stop_asr`` of the held-out defender images, stamped
+- the stop rule is a defender-side proxy: stop once at most ``stop_live`` of the held-out defender images, stamped
   with fresh generated triggers, still give the target a probability above ``e^-τ`` -- i.e. once the bounded ascent
   has nothing left to do on data it never trained on -- and the clean outputs on those held-out images are back to
   the original model's (KL below ``kl_stop``; the anchor repairs collateral damage once the ascent saturates). The
@@ -68,23 +68,41 @@ def live_fraction(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble,
 
 def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int, *,
             alpha: float = 10.0, lam: float = 1e-6, lr: float = 1e-3, momentum: float = 0.9, epochs: int = 20,
-            batch_size: int = 32, ascent_bound: float | None = 5.0, stop_asr: float = 0.01, proxy_draws: int = 4,
+            batch_size: int = 32, ascent_bound: float | None = 5.0, stop_live: float = 0.01, proxy_draws: int = 4,
             kl_stop: float = 0.02, anchor: str = "kl", seed: int = 0, progress: bool | None = None,
             callback: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, dict[str, list[float]]]:
     """Stage 2 of BAERASE: minimise the BAERASE loss in place on ``model``; returns it and per-epoch curves.
 
     ``ascent_bound`` is τ (``None``: ``log K``; ``math.inf``: the unbounded ascent). ``anchor="ce"`` is the paper's
     clean term ``CE(f(x), y)``; ``"kl"`` *[ours]* is ``KL(f_θ0(x) ‖ f_θ(x))``. The stop proxy (:func:`live_fraction`,
-    the held-out triggered images whose target probability is still above ``e^-τ``) is checked after every step;
-    training stops once it is ``<= stop_asr`` *and* the held-out clean outputs are back to the original model's
+    the held-out triggered images whose target probability is still above ``e^-τ``; ``1/K`` when τ is infinite) is
+    checked after every step;
+    training stops once it is ``<= stop_live`` *and* the held-out clean outputs are back to the original model's
     (mean ``KL(f_θ0 ‖ f_θ) <= kl_stop`` nats; the anchor keeps working after the ascent saturates), or after
     ``epochs``.
     Curves (index 0 = before, then one value per epoch): ``clean_loss``,
     ``ascent_loss`` (mean unclipped CE to ``t`` on triggered images), ``proxy_asr`` (held-out, fresh draws, argmax),
     ``heldout_acc`` and ``proxy_live``. ``callback(model)`` is called at each record (e.g. to log oracle metrics).
     """
-    n_cls = int(model(train.x[:1]).shape[1])
+    check_images(train.x, "train.x")
+    check_images(heldout.x, "heldout.x")
+    if anchor not in ("ce", "kl"):
+        raise ValueError(f"anchor must be 'ce' (paper) or 'kl', got {anchor!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("proxy_draws", proxy_draws)):
+        check_positive_int(v, name)
+    for name, v in (("alpha", alpha), ("lam", lam), ("kl_stop", kl_stop)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
+        raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
+    check_fraction(stop_live, "stop_live", low_open=False)
+    model.eval()  # [ours] BatchNorm statistics stay those of the original training, from the first forward on
+    with torch.no_grad():
+        n_cls = int(model(train.x[:1]).shape[1])
     tau = math.log(n_cls) if ascent_bound is None else float(ascent_bound)
+    live_tau = tau if math.isfinite(tau) else math.log(n_cls)  # the stop proxy needs a finite level
     dev = train.x.device
     original = copy.deepcopy(model).eval()
     theta0 = [p.detach() for p in original.parameters()]
@@ -97,7 +115,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
     def record(clean: float, ascent: float) -> float:
         model.eval()
         asr = proxy_rate(model, trigger, heldout, target, proxy_draws)
-        live = live_fraction(model, trigger, heldout, target, tau, proxy_draws)
+        live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
         with torch.no_grad():
             acc = float((model(heldout.x).argmax(1) == heldout.y).float().mean())
         for k, v in zip(hist, (clean, ascent, asr, acc, live)):
@@ -116,7 +134,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
         ref_held = F.log_softmax(original(heldout.x).float(), 1)
 
     def done(live: float) -> bool:  # [ours] backdoor proxy saturated AND held-out clean outputs back (KL)
-        if live > stop_asr:
+        if live > stop_live:
             return False
         with torch.no_grad():
             out = F.log_softmax(model.eval()(heldout.x).float(), 1)
@@ -152,7 +170,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            step_live = live_fraction(model, trigger, heldout, target, tau, proxy_draws)
+            step_live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
             sums[0] += float(clean.detach()) * len(x)
             sums[1] += float(ce_t.detach().mean()) * len(x) if len(xt) else 0.0
             count += len(x)
@@ -167,11 +185,11 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
 class BAErase(Defense):
     """Max-entropy trigger recovery + bounded gradient-ascent unlearning; every hyperparameter an argument.
 
-    Paper-code defaults unless marked *[ours]* in the module docstring: ``alpha`` (clean-loss weight, 100),
-    ``lam`` (L1 pull to the original weights, 1e-6), ``momentum`` 0.9, ``epochs`` ≤ 10 (ours: 20), ``beta`` 0.5 (a tuple
-    trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1), ``gen_batch_size``
-    128, ``patch_size`` 3. ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``); ``holdout`` is the
-    fraction of the defender set kept aside for the proxy-ASR stop rule.
+    Paper-code defaults unless marked *[ours]* in the module docstring: ``alpha`` (clean-loss weight; paper 100,
+    ours 10), ``lam`` (L1 pull to the original weights, 1e-6), ``momentum`` 0.9, ``epochs`` ≤ 10 (ours: 20),
+    ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
+    ``gen_batch_size`` 128, ``patch_size`` 3. ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
+    ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``).
     """
 
     name = "baerase"
@@ -179,7 +197,7 @@ class BAErase(Defense):
     min_classes = 2
 
     def __init__(self, *, alpha: float = 10.0, lam: float = 1e-6, lr: float = 1e-3, momentum: float = 0.9,
-                 epochs: int = 20, batch_size: int = 32, ascent_bound: float | None = 5.0, stop_asr: float = 0.01,
+                 epochs: int = 20, batch_size: int = 32, ascent_bound: float | None = 5.0, stop_live: float = 0.01,
                  kl_stop: float = 0.02,
                  holdout: float = 0.2, proxy_draws: int = 4, kinds: tuple[str, ...] = KINDS, patch_size: int = 3,
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
@@ -202,7 +220,7 @@ class BAErase(Defense):
         check_fraction(momentum, "momentum", low_open=False, high_closed=False)
         if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
             raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
-        check_fraction(stop_asr, "stop_asr", low_open=False)
+        check_fraction(stop_live, "stop_live", low_open=False)
         if isinstance(kl_stop, bool) or not isinstance(kl_stop, (int, float)) or kl_stop < 0:
             raise ValueError(f"kl_stop must be a number >= 0 (nats), got {kl_stop!r}")
         check_fraction(holdout, "holdout", high_closed=False)
@@ -222,7 +240,7 @@ class BAErase(Defense):
         self.unlearn_kwargs = dict(anchor=anchor, alpha=float(alpha), lam=float(lam), lr=float(lr),
                                    momentum=float(momentum), epochs=epochs, batch_size=batch_size,
                                    ascent_bound=ascent_bound,
-                                   stop_asr=float(stop_asr), proxy_draws=proxy_draws, kl_stop=float(kl_stop))
+                                   stop_live=float(stop_live), proxy_draws=proxy_draws, kl_stop=float(kl_stop))
         self.recover_kwargs = dict(kinds=tuple(kinds), patch_size=patch_size, hidden=hidden, betas=betas,
                                    gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
@@ -235,7 +253,7 @@ class BAErase(Defense):
         n_held = max(len(defender.classes), round(self.holdout * len(defender)))
         if n_held >= len(defender):
             raise ValueError(f"defender has {len(defender)} samples: too few to hold out {n_held} for the "
-                             f"proxy-ASR stop rule and still unlearn; pass more unseen samples")
+                             f"stop rule and still unlearn; pass more unseen samples")
         heldout, train = defender.split(n_held, self.seed)
         return train, heldout
 
@@ -265,10 +283,22 @@ class BAErase(Defense):
         return DefenseResult(model, info)
 
 
-def recovered_trigger(defense: BAErase, model: nn.Module, defender: Data, target: int | None = None,
-                      num_classes: int = 10) -> GeneratedTrigger | TriggerEnsemble:
-    """Convenience for chapters: the trigger distribution BAERASE would unlearn (no unlearning)."""
-    train, heldout = defense.split(defender)
-    return recover(model.eval(), train, heldout, num_classes, target, seed=defense.seed, progress=False,
-                   **defense.recover_kwargs).trigger
+def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int,
+          settings: list[dict[str, Any]], metrics: Callable[[nn.Module], dict[str, float]], *, seed: int = 0,
+          **base: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float]]]]:
+    """Unlearn a copy of ``model`` once per setting (one recovered ``trigger`` for all): the chapter's ablation.
 
+    Each setting may hold ``fraction`` (of ``train`` used, class-balanced) and any :func:`unlearn` argument
+    (``alpha``, ``ascent_bound``, ...) over ``base``. Returns one row per setting (the setting, the number of
+    unlearning images and ``metrics(model)`` in percent) and the curves keyed by a label naming the setting.
+    """
+    rows, curves = [], {}
+    for setting in settings:
+        s = dict(setting)
+        part = train.take(max(1, int(s.pop("fraction", 1.0) * len(train))), seed)
+        m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
+        label = ", ".join(f"{k}={'log K' if v is None else v}" for k, v in s.items()) + f", n={len(part)}"
+        rows.append({**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part),
+                     **{k: round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
+        curves[label] = h
+    return rows, curves

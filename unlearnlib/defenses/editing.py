@@ -273,7 +273,7 @@ class Agme(AgmeBDK):
                 rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress)
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
                                                   "detected": target is not None or rec.search is None
-                                                  or bool(getattr(rec.search, "detected", True)),
+                                                  or bool(rec.search.outlier),
                                                   "trigger_kind": rec.kind}
         from ..recover.neural_cleanse import neural_cleanse
 

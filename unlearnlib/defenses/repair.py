@@ -1,6 +1,6 @@
 """The repair step of AGME without backdoor knowledge: give the target class back, using the unseen samples only.
 
-Why it is needed: a recovered trigger (Neural Cleanse's mask and pattern) is an input that *looks like the
+Why it is needed: a recovered trigger (the generator's samples, or Neural Cleanse's mask and pattern) *looks like the
 target class* to the model, so the (edit) objective maps target-class features to "not the target" and clean
 target-class samples can lose their class.
 

@@ -1,0 +1,41 @@
+"""The registered blind-edit defenses (agme, agme-repair): both trigger sources, flags, and the input model."""
+
+import pytest
+import torch
+
+from unlearnlib.defenses import get_defense
+from unlearnlib.experiment import make_scenario
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return make_scenario("quick", "badnets", 0, progress=False)
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("name", ["agme", "agme-repair"])
+def test_neural_cleanse_source_edits_and_leaves_the_input_alone(sc, name):
+    import copy
+
+    before = copy.deepcopy(sc.backdoored)
+    out = get_defense(name, recover="nc", nc_steps=60, progress=False)(sc.backdoored, sc.defender(50))
+    assert _same(sc.backdoored, before) and not _same(out.model, before)
+    assert out.info["recover"] == "nc" and out.info["recovered_target"] == 0 and out.info["detected"] is True
+    assert sc.metrics(out.model)["asr"] < 0.2
+    if name == "agme-repair":
+        assert out.info["repair_keys"] >= 1 and out.info["repair_seconds"] >= 0
+
+
+def test_generator_source_reports_the_search_outcome(sc):
+    out = get_defense("agme", progress=False)(sc.backdoored, sc.defender(50))
+    assert out.info["recover"] == "baerase" and out.info["recovered_target"] == 0
+    assert out.info["detected"] is True and out.info["trigger_kind"] == "patch"
+    assert sc.metrics(out.model)["asr"] < 0.05
+
+
+def test_bad_recover_value_names_the_parameter():
+    with pytest.raises(ValueError, match="recover must be 'nc'"):
+        get_defense("agme", recover="oracle")
