@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 EXECUTED = BUILD / "executed"
 HTML = BUILD / "html"
+CELL_TIMEOUT_S = 900  # a lost kernel message must fail the build, not hang it (the slowest quick cell: ~100 s)
 
 
 def toc_files() -> list[str]:
@@ -88,7 +89,8 @@ def execute(names: list[str] | None = None, profile: str = "quick") -> dict[str,
         out.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         pm.execute_notebook(str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
-                            cwd=str(nb.parent), progress_bar=False, log_output=False)
+                            cwd=str(nb.parent), progress_bar=False, log_output=False,
+                            execution_timeout=CELL_TIMEOUT_S)
         times[nb.stem] = time.perf_counter() - start
         print(f"executed {nb.relative_to(ROOT)} in {times[nb.stem]:.1f} s", flush=True)
     print(f"executed {len(times)} notebooks in {sum(times.values()):.1f} s", flush=True)
