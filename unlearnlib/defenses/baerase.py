@@ -66,6 +66,25 @@ def live_fraction(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble,
     return float((logp > -tau).float().mean())
 
 
+def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, epochs: int, batch_size: int,
+                       ascent_bound: float | None, stop_live: float, proxy_draws: int, kl_stop: float,
+                       anchor: str) -> None:
+    """The checks of :func:`unlearn`'s arguments, shared with :class:`BAErase` (which fails fast at construction)."""
+    if anchor not in ("ce", "kl"):
+        raise ValueError(f"anchor must be 'ce' (paper) or 'kl', got {anchor!r}")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("proxy_draws", proxy_draws)):
+        check_positive_int(v, name)
+    for name, v in (("alpha", alpha), ("lam", lam), ("kl_stop", kl_stop)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+    check_fraction(momentum, "momentum", low_open=False, high_closed=False)
+    if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
+        raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
+    check_fraction(stop_live, "stop_live", low_open=False)
+
+
 def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int, *,
             alpha: float = 10.0, lam: float = 1e-6, lr: float = 1e-3, momentum: float = 0.9, epochs: int = 20,
             batch_size: int = 32, ascent_bound: float | None = 5.0, stop_live: float = 0.01, proxy_draws: int = 4,
@@ -86,18 +105,9 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
     """
     check_images(train.x, "train.x")
     check_images(heldout.x, "heldout.x")
-    if anchor not in ("ce", "kl"):
-        raise ValueError(f"anchor must be 'ce' (paper) or 'kl', got {anchor!r}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("proxy_draws", proxy_draws)):
-        check_positive_int(v, name)
-    for name, v in (("alpha", alpha), ("lam", lam), ("kl_stop", kl_stop)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
-        raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
-    check_fraction(stop_live, "stop_live", low_open=False)
+    check_unlearn_args(alpha=alpha, lam=lam, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size,
+                       ascent_bound=ascent_bound, stop_live=stop_live, proxy_draws=proxy_draws, kl_stop=kl_stop,
+                       anchor=anchor)
     model.eval()  # [ours] BatchNorm statistics stay those of the original training, from the first forward on
     with torch.no_grad():
         n_cls = int(model(train.x[:1]).shape[1])
@@ -211,29 +221,21 @@ class BAErase(Defense):
             raise ValueError("beta must be a number in (0, 1) or a non-empty tuple of them")
         for b in betas:
             check_fraction(b, "beta", high_closed=False)
-        for name, v in (("alpha", alpha), ("lam", lam), ("gen_alpha", gen_alpha)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        for name, v in (("lr", lr), ("gen_lr", gen_lr)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise ValueError(f"{name} must be a number > 0, got {v!r}")
-        check_fraction(momentum, "momentum", low_open=False, high_closed=False)
-        if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
-            raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
-        check_fraction(stop_live, "stop_live", low_open=False)
-        if isinstance(kl_stop, bool) or not isinstance(kl_stop, (int, float)) or kl_stop < 0:
-            raise ValueError(f"kl_stop must be a number >= 0 (nats), got {kl_stop!r}")
+        check_unlearn_args(alpha=alpha, lam=lam, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size,
+                           ascent_bound=ascent_bound, stop_live=stop_live, proxy_draws=proxy_draws,
+                           kl_stop=kl_stop, anchor=anchor)
+        if isinstance(gen_alpha, bool) or not isinstance(gen_alpha, (int, float)) or not 0 <= gen_alpha < math.inf:
+            raise ValueError(f"gen_alpha must be a finite number >= 0, got {gen_alpha!r}")
+        if isinstance(gen_lr, bool) or not isinstance(gen_lr, (int, float)) or not gen_lr > 0:
+            raise ValueError(f"gen_lr must be a number > 0, got {gen_lr!r}")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
-        for name, v in (("epochs", epochs), ("batch_size", batch_size), ("proxy_draws", proxy_draws),
-                        ("patch_size", patch_size), ("hidden", hidden), ("gen_steps", gen_steps),
+        for name, v in (("patch_size", patch_size), ("hidden", hidden), ("gen_steps", gen_steps),
                         ("gen_batch_size", gen_batch_size), ("search_steps", search_steps),
                         ("search_batch_size", search_batch_size)):
             check_positive_int(v, name)
         if not kinds or any(k not in KINDS for k in kinds):
             raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {kinds!r}")
-        if anchor not in ("ce", "kl"):
-            raise ValueError(f"anchor must be 'ce' (paper) or 'kl', got {anchor!r}")
         if threads is not None:
             check_positive_int(threads, "threads")
         self.threads = threads

@@ -289,7 +289,6 @@ class Agme(AgmeBDK):
         start = time.perf_counter()
         recovered, tgt, rinfo = self.recover_trigger(model, defender, target, num_classes)
         recovery_seconds = time.perf_counter() - start
-        self.last_trigger = recovered  # the repair step re-solves with it
         out = self.edit(model, defender.x, recovered)
         info = {**self.hyperparameters(), **rinfo, **out, "known_target": target is not None,
                 "recovery_seconds": recovery_seconds, "repair_seconds": 0.0}

@@ -65,9 +65,11 @@ class AgmeRepair(Agme):
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:
-        original = copy.deepcopy(model)
-        res = super().run(model, defender, trigger=trigger, target=target, num_classes=num_classes)
-        recovered, tgt = self.last_trigger, res.info["recovered_target"]
-        repaired, rinfo = repair_edit(original, defender, recovered, tgt, layers=self.layers, lam=self.lam,
-                                      mu=self.mu, keep_weight=self.keep_weight, augment=self.augment)
-        return DefenseResult(repaired, {**res.info, **rinfo})
+        """Recover the trigger, then solve the edit once, from the original weights, with the repair keys."""
+        start = time.perf_counter()
+        recovered, tgt, rinfo = self.recover_trigger(model, defender, target, num_classes)
+        recovery_seconds = time.perf_counter() - start
+        repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers, lam=self.lam, mu=self.mu,
+                                     keep_weight=self.keep_weight, augment=self.augment)
+        return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None,
+                                        "recovery_seconds": recovery_seconds})
