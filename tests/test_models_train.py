@@ -4,7 +4,7 @@ from torch import nn
 
 from unlearnlib.data import load_dataset
 from unlearnlib.device import resolve_device
-from unlearnlib.models import build_model, get_layer
+from unlearnlib.models import build_model, get_layer, max_pool2
 from unlearnlib.train import random_crop_flip, train
 
 
@@ -13,6 +13,17 @@ def test_models_map_images_to_logits(name, shape):
     m = build_model(name, shape[0], 10, shape[1]).eval()
     assert m(torch.rand(2, *shape)).shape == (2, 10)
     assert isinstance(get_layer(m, m.edit_layer), nn.Linear) and isinstance(get_layer(m, m.last_conv), nn.Conv2d)
+
+
+@pytest.mark.parametrize("hw", [(28, 28), (7, 9)])
+def test_max_pool2_matches_max_pool2d(hw):
+    x = torch.randn(3, 4, *hw)
+    ref = torch.nn.functional.max_pool2d(x, 2)
+    with torch.no_grad():
+        fast = max_pool2(x)  # the strided-maxima path
+    xg = x.clone().requires_grad_()
+    assert torch.equal(fast, ref) and torch.equal(max_pool2(xg), ref)  # both paths: the same values and shape
+    assert max_pool2(xg).requires_grad
 
 
 def test_unknown_model_and_layer_names():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -43,6 +45,15 @@ def check_fraction(value: object, param: str, *, low_open: bool = True, high_clo
     if not ok:
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{']' if high_closed else ')'}"
         raise ValueError(f"{param} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_number(value: object, param: str, minimum: float = 0.0) -> float:
+    """A finite real number ``>= minimum`` (default: non-negative), returned as a float."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
+    if not ok:
+        what = "a non-negative number" if minimum == 0 else f"a finite number >= {minimum:g}"
+        raise ValueError(f"{param} must be {what}, got {value!r}")
     return float(value)
 
 

@@ -20,6 +20,19 @@ from torch import nn
 from .registry import MODELS
 
 
+def max_pool2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max pooling with stride 2 (odd edges dropped): the values of ``F.max_pool2d(x, 2)``.
+
+    Without autograd it is computed as two strided elementwise maxima, which on the CPU is many times faster
+    than ``max_pool2d`` on NCHW batches (inference: evaluation, keys of the edits, trigger search). When a
+    gradient is needed ``max_pool2d`` itself is used: its backward is the faster one."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.max_pool2d(x, 2)
+    x = x[..., : x.shape[-2] // 2 * 2, : x.shape[-1] // 2 * 2]
+    x = torch.maximum(x[..., 0::2, :], x[..., 1::2, :])
+    return torch.maximum(x[..., 0::2], x[..., 1::2])
+
+
 @MODELS.register("cnn")
 class SmallCNN(nn.Module):
     """conv(16)-pool-conv(32)-pool-fc(128)-fc(classes): ~0.2M parameters, trains on a CPU in seconds."""
@@ -35,8 +48,8 @@ class SmallCNN(nn.Module):
         self.fc2 = nn.Linear(128, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        return F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = max_pool2(F.relu(self.conv1(x)))
+        return max_pool2(F.relu(self.conv2(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.relu(self.fc1(self.features(x).flatten(1))))

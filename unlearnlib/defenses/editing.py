@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks import TriggerArg, apply_trigger
-from ..checks import check_classifier, check_positive_int
+from ..checks import check_classifier, check_fraction, check_number, check_positive_int
 from ..data import Data
 from ..device import cpu_threads
 from ..models import get_layer
@@ -112,32 +112,49 @@ def layer_keys(model: nn.Module, layer: nn.Module, x: torch.Tensor, batch_size: 
     return torch.cat(captured)
 
 
+def split_keys(keys: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Split the keys of one forward pass over concatenated inputs back into one block per input (a layer gives
+    the same number of keys per sample)."""
+    per, rem = divmod(len(keys), sum(sizes))
+    if rem or per == 0:
+        raise ValueError(f"layers: the layer gave {len(keys)} keys for {sum(sizes)} samples; the edit needs the "
+                         "same number of keys per sample")
+    return list(keys.split([per * n for n in sizes]))
+
+
 def ridge_solve(w: torch.Tensor, k_trig: torch.Tensor, values: torch.Tensor, k_keep: torch.Tensor, lam: float,
                 mu: float, keep_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The (ridge) closed form, keys as rows: ``W' = (V^T K' + lam W K^T D K + mu W)(K'^T K' + lam K^T D K +
-    mu I)^-1`` with ``D = diag(keep_weights)`` (ones by default), in float64.
+    """The (ridge) closed form, keys as rows, solved for the change ``Delta = W' - W``:
+
+        Delta (K'^T K' + lam K^T D K + mu I) = R^T K',   R = V - K' W^T                       (residual)
+
+    with ``D = diag(keep_weights)`` (ones by default). Subtracting ``W A`` from both sides of (ridge) gives
+    (residual), so only the residual of the triggered keys drives the edit and no large terms cancel.
+    The products are taken in float32 and the d x d (or n x n) system is solved in float64.
 
     With ``mu > 0`` and fewer keys n than dimensions d the same solution is computed by the push-through
-    identity as ``W' = W + R^T (G G^T + mu I_n)^-1 G`` (G = all keys, scaled rows; R = residuals ``V - W K'``
-    stacked with zeros): an n x n solve instead of d x d. ``mu = 0`` with a singular system raises.
+    identity as ``Delta = R_n^T (G G^T + mu I_n)^-1 G`` (G = all keys, scaled rows; R_n = R stacked with zeros):
+    an n x n solve instead of d x d. ``mu = 0`` with a singular system raises.
     """
     dt = torch.float64
-    w64, kt, v, kk = w.to(dt), k_trig.to(dt), values.to(dt), k_keep.to(dt)
-    wts = torch.ones(len(kk), dtype=dt, device=kk.device) if keep_weights is None else keep_weights.to(dt)
-    d, n = w64.shape[1], len(kt) + len(kk)
+    f = torch.float32
+    w32, kt, kk = w.to(f), k_trig.to(f), k_keep.to(f)
+    wts = torch.ones(len(kk), dtype=f, device=kk.device) if keep_weights is None else keep_weights.to(f)
+    d, n = w32.shape[1], len(kt) + len(kk)
+    r = values.to(f) - kt @ w32.T  # (n_trig, out)
     if mu > 0 and n < d:  # dual (kernel) form
         g = torch.cat([kt, (lam * wts).sqrt().view(-1, 1) * kk])  # (n, d)
-        r = torch.cat([v - kt @ w64.T, torch.zeros(len(kk), w64.shape[0], dtype=dt, device=w.device)])  # (n, out)
-        gram = g @ g.T + mu * torch.eye(n, dtype=dt, device=w.device)
-        return (w64 + torch.linalg.solve(gram, r).T @ g).to(w.dtype)
-    kw = kk * wts.view(-1, 1)
-    a = kt.T @ kt + lam * (kk.T @ kw) + mu * torch.eye(d, dtype=dt, device=w.device)
-    rhs = v.T @ kt + lam * (w64 @ kk.T) @ kw + mu * w64  # (out, d)
+        gram = (g @ g.T).to(dt) + mu * torch.eye(n, dtype=dt, device=w.device)
+        rhs = torch.cat([r, r.new_zeros(len(kk), r.shape[1])]).to(dt)  # (n, out)
+        coef = torch.linalg.solve(gram, rhs)
+        return (w32 + coef.T.to(f) @ g).to(w.dtype)
+    a = (kt.T @ kt + lam * (kk.T @ (kk * wts.view(-1, 1)))).to(dt) + mu * torch.eye(d, dtype=dt, device=w.device)
     chol, info = torch.linalg.cholesky_ex(a)
     if int(info) != 0 or not torch.isfinite(chol).all() or float(torch.diagonal(chol).min()) < 1e-8:
         raise ValueError(f"mu={mu!r}: the edit's {d}x{d} system is singular (only {n} keys for "
                          f"{d} dimensions); use mu > 0 (e.g. mu=1) or more unseen samples")
-    return torch.cholesky_solve(rhs.T, chol).T.to(w.dtype)
+    delta = torch.cholesky_solve((r.T @ kt).T.to(dt), chol).T  # (out, d)
+    return (w32 + delta.to(f)).to(w.dtype)
 
 
 def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *, layers: str | list[str] | None = None,
@@ -152,8 +169,7 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
     """
     check_classifier(model)
     for name, v in (("lam", lam), ("mu", mu), ("keep_weight", keep_weight)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+        check_number(v, name)
     if not isinstance(clean_x, torch.Tensor) or clean_x.dim() != 4 or len(clean_x) == 0:
         raise ValueError("unseen samples must be a non-empty (N, C, H, W) tensor")
     names = resolve_layers(model, layers)
@@ -164,11 +180,11 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
     for n in names:
         layer = get_layer(model, n)
         w0 = base_layers[n].to(layer.weight.device)
-        k_clean = layer_keys(model, layer, clean_x)
-        k_trig = layer_keys(model, layer, trig_x)
+        inputs = [clean_x, trig_x] + ([keep_x] if keep_x is not None and len(keep_x) else [])
+        k_clean, k_trig, *more = split_keys(layer_keys(model, layer, torch.cat(inputs)), [len(i) for i in inputs])
         keep, weights = k_clean, torch.ones(len(k_clean), device=k_clean.device)
-        if keep_x is not None and len(keep_x):
-            extra = layer_keys(model, layer, keep_x)
+        if more:
+            extra = more[0]
             keep = torch.cat([keep, extra])
             weights = torch.cat([weights, torch.full((len(extra),), float(keep_weight), device=extra.device)])
         new_w = ridge_solve(w0, k_trig, k_clean @ w0.T, keep, float(lam), float(mu), weights)
@@ -196,11 +212,9 @@ class AgmeBDK(Defense):
     def __init__(self, layers: str | list[str] | None = "auto", lam: float = 1.0, mu: float = 1.0,
                  augment: bool = True, cascade_agreement: float = 0.9, **kw: Any) -> None:
         super().__init__(**kw)
-        self.cascade_agreement = float(cascade_agreement)
-        for pname, v in (("lam", lam), ("mu", mu)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"{pname} must be a non-negative number, got {v!r}")
-        self.layers, self.lam, self.mu, self.augment = layers, float(lam), float(mu), bool(augment)
+        self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
+        self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
+        self.layers, self.augment = layers, bool(augment)
         _warm_up_linalg()
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -211,18 +225,20 @@ class AgmeBDK(Defense):
         patches already give many keys, so no shift augmentation there), and go on to ``default_edit_layer``
         only while fewer than ``cascade_agreement`` of the unseen samples keep their clean prediction when
         triggered (a check on the defender's own samples)."""
-        keys_x = shift_augment(x) if self.augment else x
         if self.layers != "auto":
+            keys_x = shift_augment(x) if self.augment else x
             return edit_layers(model, keys_x, trigger, layers=self.layers, lam=self.lam, mu=self.mu, **kw)
         cands = [n for n in (getattr(model, "last_conv", None), default_edit_layer(model)) if isinstance(n, str)]
         out: dict[str, Any] = {"layers": [], "edit_seconds": 0.0, "dims": [], "agreement": []}
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
             conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)
-            o = edit_layers(model, x if conv else keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
+            keys_x = shift_augment(x) if self.augment and not conv else x
+            o = edit_layers(model, keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
             start = time.perf_counter()
             with torch.no_grad():
-                agree = float((model(trig_x).argmax(1) == model(x).argmax(1)).float().mean())
+                pred = model(torch.cat([trig_x, x])).argmax(1)
+                agree = float((pred[:len(x)] == pred[len(x):]).float().mean())
             out["layers"] += o["layers"]
             out["dims"] += o["dims"]
             out["agreement"].append(agree)
@@ -260,7 +276,8 @@ class Agme(AgmeBDK):
         super().__init__(layers=layers, mu=mu, augment=augment, **kw)
         if recover not in ("nc", "baerase"):
             raise ValueError(f"recover must be 'nc' (Neural Cleanse) or 'baerase' (MESA generator), got {recover!r}")
-        self.recover, self.nc_steps, self.nc_lam = recover, check_positive_int(nc_steps, "nc_steps"), float(nc_lam)
+        self.recover = recover
+        self.nc_steps, self.nc_lam = check_positive_int(nc_steps, "nc_steps"), check_number(nc_lam, "nc_lam")
 
     def recover_trigger(self, model: nn.Module, defender: Data, target: int | None,
                         num_classes: int) -> tuple[TriggerArg, int, dict[str, Any]]:
