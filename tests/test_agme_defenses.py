@@ -39,3 +39,37 @@ def test_generator_source_reports_the_search_outcome(sc):
 def test_bad_recover_value_names_the_parameter():
     with pytest.raises(ValueError, match="recover must be 'nc'"):
         get_defense("agme", recover="oracle")
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("agme-bdk", {"augment": "none"}, "^augment must be True or False"),
+    ("agme-bdk", {"cascade_agreement": 1.5}, r"^cascade_agreement must be a number in \[0, 1\]"),
+    ("agme-bdk", {"mu": float("inf")}, "^mu must be a finite number >= 0"),
+    ("agme", {"nc_lam": -1}, "^nc_lam must be a finite number >= 0"),
+])
+def test_bad_editing_parameters_name_themselves(name, params, message):
+    with pytest.raises(ValueError, match=message):
+        get_defense(name, **params)
+
+
+@pytest.mark.parametrize("keep_weight", [-1, float("nan"), "10"])
+def test_bad_keep_weight_fails_at_construction(keep_weight):
+    with pytest.raises(ValueError, match="^keep_weight must be a finite number >= 0"):
+        get_defense("agme-repair", keep_weight=keep_weight)
+
+
+def test_generator_source_holds_out_by_the_shared_rule(sc, monkeypatch):
+    import unlearnlib.recover.target_search as ts
+
+    seen = {}
+
+    def fake_recover(model, train, heldout, *args, **kwargs):
+        seen["train"], seen["heldout"] = train, heldout
+        raise RuntimeError("stop after the split")
+
+    monkeypatch.setattr(ts, "recover", fake_recover)
+    defender = sc.defender(50)
+    with pytest.raises(RuntimeError, match="stop after the split"):
+        get_defense("agme", progress=False, seed=4)(sc.backdoored, defender)
+    train, heldout = defender.holdout_split(0.2, 4)
+    assert torch.equal(seen["train"].x.cpu(), train.x.cpu()) and torch.equal(seen["heldout"].x.cpu(), heldout.x.cpu())

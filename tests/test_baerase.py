@@ -53,10 +53,30 @@ def test_given_target_skips_the_search():
 
 @pytest.mark.parametrize("kwargs, param", [({"beta": 1.0}, "beta"), ({"beta": (0.5, 0.0)}, "beta"),
                                            ({"alpha": -1.0}, "alpha"), ({"lr": 0}, "lr"),
-                                           ({"holdout": 1.0}, "holdout"), ({"kinds": ("star",)}, "kinds")])
+                                           ({"holdout": 1.0}, "holdout"), ({"kinds": ("star",)}, "kinds"),
+                                           ({"threshold": -1.0}, "threshold"), ({"threshold": math.nan}, "threshold"),
+                                           ({"threshold": "2"}, "threshold"), ({"gen_lr": 0.0}, "gen_lr"),
+                                           ({"gen_alpha": math.inf}, "gen_alpha"), ({"kl_stop": True}, "kl_stop"),
+                                           ({"ascent_bound": True}, "ascent_bound")])
 def test_bad_hyperparameters_name_the_parameter(kwargs, param):
-    with pytest.raises(ValueError, match=param):
+    with pytest.raises(ValueError, match=f"^{param} must be"):
         BAErase(**{**TINY, **kwargs})
+
+
+def test_split_is_the_shared_holdout_rule():
+    data = tiny_data(40)
+    train, heldout = BAErase(**{**TINY, "holdout": 0.25}, seed=3).split(data)
+    ref_train, ref_heldout = data.holdout_split(0.25, 3)
+    assert torch.equal(train.x, ref_train.x) and torch.equal(heldout.x, ref_heldout.x) and len(heldout) == 10
+    with pytest.raises(ValueError, match="^defender has 2 samples"):
+        BAErase(**{**TINY, "holdout": 0.75}).split(tiny_data(2))
+
+
+def test_sweep_rejects_a_bad_fraction():
+    from unlearnlib.defenses.baerase import sweep
+
+    with pytest.raises(ValueError, match="^fraction must be"):
+        sweep(tiny_model(), tiny_data(), tiny_data(), None, 0, [{"fraction": 1.5}], lambda m: {})
 
 
 def test_patch_larger_than_image_raises():

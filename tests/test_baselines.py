@@ -48,7 +48,7 @@ def test_nc_unlearn_removes_badnets_with_a_known_target(scenario):
 def test_fine_pruning_prunes_and_keeps_pruned_channels_zero(scenario):
     run = run_defense(scenario, "fine-pruning", progress=False, ratio=0.25)
     info, conv = run.record["info"], run.model.conv2
-    assert info["pruned"] == 8 and info["layer"] == "conv2"
+    assert info["pruned"] == 8 and info["layer"] == "conv2" and info["val_samples"] == 52  # round(0.3 * 175)
     pruned = info["pruned_channels"]
     assert torch.all(conv.weight[pruned] == 0) and torch.all(conv.bias[pruned] == 0)
     assert not hasattr(conv, "weight_orig")  # the pruning reparametrisation was removed
@@ -72,7 +72,7 @@ def test_finetune_is_deterministic(scenario):
 
 @pytest.mark.parametrize("name, kwargs, match", [
     ("finetune", {"epochs": 0}, "epochs must be an integer >= 1"),
-    ("finetune", {"lr": -1.0}, "lr must be a positive number"),
+    ("finetune", {"lr": -1.0}, "lr must be a finite number > 0"),
     ("finetune", {"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd'"),
     ("finetune", {"augment": "mixup"}, "augment must be one of"),
     ("fine-pruning", {"tolerance": 2.0}, "tolerance must be a number in"),
@@ -80,7 +80,7 @@ def test_finetune_is_deterministic(scenario):
     ("fine-pruning", {"holdout": 0.0}, "holdout must be a number in"),
     ("nc-unlearn", {"fraction": 0.0}, "fraction must be a number in"),
     ("nc-unlearn", {"nc_steps": 0}, "nc_steps must be an integer >= 1"),
-    ("nc-unlearn", {"nc_lam": -1}, "nc_lam must be a non-negative number"),
+    ("nc-unlearn", {"nc_lam": -1}, "nc_lam must be a finite number >= 0"),
 ])
 def test_bad_hyperparameters_name_the_parameter(name, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -68,6 +68,11 @@ def test_tiny_grid_writes_outputs_then_resumes_and_redoes_a_corrupt_cell(tmp_pat
     bench.run_grid(out=tmp_path, **TINY)
     assert calls == ["finetune"] and json.loads(cell.read_text())["status"] == "ok"
 
+    calls.clear()  # edited package source: every cell is redone, none reused
+    monkeypatch.setattr(bench, "source_fingerprint", lambda: "edited")
+    bench.run_grid(out=tmp_path, **TINY)
+    assert calls == ["none", "finetune"]
+
 
 class Boom(Defense):
     name = "boom"

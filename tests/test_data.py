@@ -61,6 +61,29 @@ def test_data_validates_shape_and_dtype():
         Data(torch.rand(4, 1, 28, 28), torch.zeros(3, dtype=torch.long))
 
 
+def test_holdout_split_holds_out_a_class_balanced_prefix(split):
+    d = split.defender.take(175, seed=0)
+    train, heldout = d.holdout_split(0.2, seed=0)
+    assert (len(train), len(heldout)) == (140, 35) and len(set(heldout.y.tolist())) == 10
+    first, rest = d.split(35, 0)  # the prefix of the seeded stratified order, the rest trains
+    assert torch.equal(heldout.x, first.x) and torch.equal(train.x, rest.x)
+
+
+def test_holdout_split_keeps_one_sample_per_class_when_there_are_two_per_class(split):
+    train, heldout = split.defender.take(20, seed=0).holdout_split(0.1, seed=0)
+    assert (len(train), len(heldout)) == (10, 10) and sorted(heldout.y.tolist()) == list(range(10))
+    train, heldout = split.defender.take(10, seed=0).holdout_split(0.2, seed=0)  # a handful: 8 + 2
+    assert (len(train), len(heldout)) == (8, 2)
+    with pytest.raises(ValueError, match="^defender has 2 samples: too few to hold out 2"):
+        split.defender.take(2, seed=0).holdout_split(0.9, seed=0, param="defender")
+
+
+@pytest.mark.parametrize("holdout", [0.0, 1.0, -0.2, "0.2", True])
+def test_holdout_split_rejects_a_bad_fraction(split, holdout):
+    with pytest.raises(ValueError, match="^holdout must be a number in"):
+        split.defender.holdout_split(holdout)
+
+
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(ValueError, match="dataset='nope' is not known; expected one of: mnist5k"):
         load_dataset("nope")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from unlearnlib.data import Data
 from unlearnlib.device import cpu_threads
 from unlearnlib.recover.mesa import GeneratedTrigger, Mine, TriggerGenerator, paste, train_generator
-from unlearnlib.recover.target_search import anomaly_index, search_target
+from unlearnlib.recover.target_search import search_target
 
 
 @pytest.fixture(autouse=True)
@@ -69,22 +71,51 @@ def test_generated_trigger_is_deterministic_and_shape_preserving():
 
 def test_train_generator_is_deterministic_under_seed():
     model, x = tiny_model(), tiny_data().x
-    runs = [train_generator(model, x, 1, hidden=16, steps=3, batch_size=8, positions="adaptive", seed=5,
-                            progress=False) for _ in range(2)]
+    runs = []
+    for global_seed in (1, 2):  # whatever the caller's global RNG holds
+        torch.manual_seed(global_seed)
+        runs.append(train_generator(model, x, 1, hidden=16, steps=3, batch_size=8, positions="adaptive", seed=5,
+                                    progress=False))
     assert runs[0][1] == runs[1][1]
     assert torch.equal(runs[0][0].apply(x), runs[1][0].apply(x))
+    g0, g1 = runs[0][0].generator, runs[1][0].generator
+    assert all(torch.equal(a, b) for a, b in zip(g0.state_dict().values(), g1.state_dict().values()))
     assert all(p.requires_grad for p in model.parameters())  # frozen only while training
+
+
+def test_train_generator_leaves_the_global_rng_alone():
+    model, x = tiny_model(), tiny_data().x
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train_generator(model, x, 1, hidden=16, steps=2, batch_size=8, seed=5, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    with pytest.raises(ValueError, match="patch_size"):  # a call failing inside the seeded region restores it too
+        train_generator(model, x, 1, patch_size=13, hidden=16, steps=2, batch_size=8, progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("kwargs, param", [({"alpha": -0.1}, "alpha"), ({"alpha": float("nan")}, "alpha"),
+                                           ({"lr": 0.0}, "lr"), ({"noise_std": -1.0}, "noise_std"),
+                                           ({"position_temperature": 0}, "position_temperature"),
+                                           ({"mine_hidden": 0}, "mine_hidden")])
+def test_bad_generator_arguments_name_the_parameter(kwargs, param):
+    with pytest.raises(ValueError, match=f"^{param} must be"):
+        train_generator(tiny_model(), tiny_data().x, 0, hidden=8, steps=1, batch_size=4, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, param", [({"threshold": -1.0}, "threshold"), ({"threshold": math.inf}, "threshold"),
+                                           ({"min_score": 1.5}, "min_score"), ({"mad_floor": 0.0}, "mad_floor")])
+def test_bad_search_arguments_name_the_parameter(kwargs, param):
+    data = tiny_data()
+    with pytest.raises(ValueError, match=f"^{param} must be"):
+        search_target(tiny_model(), data, data, 3, kinds=("patch",), steps=1, batch_size=4, hidden=8,
+                      progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.0, 1.5])
 def test_beta_outside_open_interval_raises(beta):
     with pytest.raises(ValueError, match="beta"):
         train_generator(tiny_model(), tiny_data().x, 0, beta=beta, hidden=8, steps=1, batch_size=4)
-
-
-def test_anomaly_index_flags_the_outlier():
-    a = anomaly_index([0.9, 0.0, 0.01, 0.0, 0.02])
-    assert max(range(5), key=a.__getitem__) == 0 and a[0] > 2
 
 
 def test_target_search_returns_per_class_scores():

@@ -39,6 +39,24 @@ def test_key_depends_on_config_and_version(monkeypatch):
     assert k != zoo.cache_key({"a": 1})
 
 
+def test_key_depends_on_the_training_source(tmp_path, monkeypatch):
+    """An edited model or training file gives a new key (a stale model is never reused)."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for m in zoo.MODEL_SOURCES:
+        (pkg / f"{m}.py").write_text(f"# {m}\n")
+    monkeypatch.setattr(zoo, "PACKAGE", pkg)
+    zoo.source_fingerprint.cache_clear()
+    try:
+        k = zoo.cache_key({"a": 1})
+        (pkg / "train.py").write_text("# train, edited\n")
+        zoo.source_fingerprint.cache_clear()
+        assert zoo.cache_key({"a": 1}) != k
+        assert zoo.source_fingerprint() == zoo.source_fingerprint(None)  # every .py file
+    finally:
+        zoo.source_fingerprint.cache_clear()
+
+
 def test_corrupt_file_is_detected_reported_and_rebuilt():
     calls, fit = _fit_counter()
     zoo.cached_model({"a": 1}, lambda: nn.Linear(2, 2), fit)

@@ -1,7 +1,8 @@
 """``python -m unlearnlib bench``: every attack x every defense x seeds, resumable, with tables and plots.
 
 Each finished cell (attack, defense, seed) is one JSON record under ``out/cells/`` (written atomically); a
-rerun skips cells whose record is valid and redoes missing, corrupt, mismatched or failed ones. The attacked
+rerun skips cells whose record is valid and redoes missing, corrupt, mismatched or failed ones. A cell's
+configuration includes the package version and a hash of the package source, so a code change redoes it. The attacked
 models come from the zoo cache. Outputs: ``grid.csv`` (one row per cell), ``grid.md`` (mean ± std over seeds
 per attack and defense, rates in percent, with the undefended ``none`` row as the reference) and the plots
 ``asr_vs_seconds.png`` / ``asr_vs_unseen.png``. A defense that raises is recorded as ``failed`` with its error
@@ -26,7 +27,7 @@ from .device import progress_enabled
 from .plots_bench import plot_asr_vs_seconds, plot_asr_vs_unseen, save_plots
 from .profiles import Profile, get_profile
 from .registry import ATTACKS, DEFENSES
-from .zoo import atomic_write_text
+from .zoo import atomic_write_text, source_fingerprint
 
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
@@ -105,7 +106,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         bar.set_postfix_str(f"{attack}/{defense}/seed {seed}")
         config = {"profile": prof.name, "dataset": dataset, "attack": attack, "defense": defense, "seed": seed,
                   "target": target, "poison_ratio": poison_ratio, "known_target": known_target,
-                  "defense_params": defense_defaults(defense), "version": __version__}
+                  "defense_params": defense_defaults(defense), "version": __version__, "code": source_fingerprint()}
         path = cell_path(out, attack, defense, seed)
         rec = _read_cell(path, config)
         if rec is None:

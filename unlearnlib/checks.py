@@ -48,12 +48,27 @@ def check_fraction(value: object, param: str, *, low_open: bool = True, high_clo
     return float(value)
 
 
+def _finite_real(value: object) -> bool:
+    """A finite ``int`` or ``float`` (``bool`` excluded; an int too large for a float is not finite)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_number(value: object, param: str, minimum: float = 0.0) -> float:
     """A finite real number ``>= minimum`` (default: non-negative), returned as a float."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
-    if not ok:
-        what = "a non-negative number" if minimum == 0 else f"a finite number >= {minimum:g}"
-        raise ValueError(f"{param} must be {what}, got {value!r}")
+    if not (_finite_real(value) and value >= minimum):
+        raise ValueError(f"{param} must be a finite number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def check_positive_number(value: object, param: str) -> float:
+    """A finite real number ``> 0`` (a learning rate, a temperature), returned as a float."""
+    if not (_finite_real(value) and value > 0):
+        raise ValueError(f"{param} must be a finite number > 0, got {value!r}")
     return float(value)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_images, check_labels, check_positive_int
+from .checks import check_fraction, check_images, check_labels, check_positive_int
 from .registry import DATASETS
 
 
@@ -56,6 +56,25 @@ class Data:
         """A class-balanced part of ``n_first`` samples and the disjoint rest."""
         order = stratified_order(self.y, seed)
         return self.index(order[:n_first]), self.index(order[n_first:])
+
+    def holdout_split(self, holdout: float, seed: int = 0, param: str = "data") -> tuple[Data, Data]:
+        """``(train, heldout)``: the held-out part is the first ``max(1, round(holdout · n))`` samples of the seeded
+        stratified order, raised to one per class (``K`` classes present) when the set holds at least two per
+        class; the rest trains.
+
+        The one rule of every defense that keeps defender samples aside (BAERASE's stop rule, the target search
+        of AGME, fine-pruning's accuracy check). ``param`` names the data set in the error when too few remain.
+        """
+        check_fraction(holdout, "holdout", high_closed=False)
+        n, k = len(self), len(self.classes)
+        n_held = max(1, round(holdout * n))
+        if n_held < k <= n // 2:
+            n_held = k
+        if n_held >= n:
+            raise ValueError(f"{param} has {n} samples: too few to hold out {n_held} (holdout={holdout!r}) and keep "
+                             "some to train on; pass more samples")
+        heldout, train = self.split(n_held, seed)
+        return train, heldout
 
 
 def stratified_order(y: torch.Tensor, seed: int) -> torch.Tensor:

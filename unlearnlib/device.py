@@ -46,6 +46,20 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@contextlib.contextmanager
+def forked_seed(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Inside: torch's global RNG seeded with ``seed`` on the CPU and on ``device`` (as ``torch.manual_seed`` would);
+    on exit: the caller's RNG states restored, so seeded code runs the same without reseeding anyone else."""
+    device = torch.device(device)
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+        torch.random.default_generator.manual_seed(seed)
+        for d in cuda:
+            with torch.cuda.device(d):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
 def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (fp16 where bf16 is unsupported); a no-op on the CPU."""
     if device.type != "cuda":

@@ -1,4 +1,6 @@
-"""The one on-disk cache: trained models keyed by a hash of their full configuration and the package version.
+"""The one on-disk cache: trained models keyed by a hash of their full configuration, the package version and
+the source code they were computed by (:func:`source_fingerprint`), so an edited training loop or model never
+reuses a stale file.
 
 Files are written atomically (temporary file + rename). A file that cannot be read, or whose stored key or
 configuration does not match, is reported, removed and rebuilt. Loading uses ``torch.load(weights_only=True)``:
@@ -7,6 +9,7 @@ a cache file can never run code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -22,6 +25,19 @@ from torch import nn
 from . import __version__
 
 FORMAT = 1
+PACKAGE = Path(__file__).resolve().parent
+MODEL_SOURCES = ("data", "attacks", "models", "train", "device")  # the modules a trained model depends on
+
+
+@functools.cache
+def source_fingerprint(modules: tuple[str, ...] | None = None) -> str:
+    """A hash of the package's source: of ``modules`` (names relative to the package, e.g. ``"train"`` or
+    ``"defenses/editing"``), or of every ``.py`` file in it when ``None``."""
+    files = sorted(PACKAGE.rglob("*.py")) if modules is None else [PACKAGE / f"{m}.py" for m in modules]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(PACKAGE).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def cache_dir() -> Path:
@@ -30,7 +46,8 @@ def cache_dir() -> Path:
 
 
 def cache_key(config: dict[str, Any]) -> str:
-    blob = json.dumps({"config": config, "version": __version__}, sort_keys=True, default=str)
+    blob = json.dumps({"config": config, "version": __version__, "code": source_fingerprint(MODEL_SOURCES)},
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 

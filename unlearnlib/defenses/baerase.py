@@ -43,7 +43,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_class, check_fraction, check_images, check_positive_int, check_same_device
+from ..checks import (
+    check_class,
+    check_fraction,
+    check_images,
+    check_number,
+    check_positive_int,
+    check_positive_number,
+    check_same_device,
+)
 from ..data import Data
 from ..device import autocast, cpu_threads, progress_enabled
 from ..recover.mesa import DivergenceError, GeneratedTrigger, TriggerEnsemble
@@ -75,12 +83,11 @@ def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, 
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("proxy_draws", proxy_draws)):
         check_positive_int(v, name)
     for name, v in (("alpha", alpha), ("lam", lam), ("kl_stop", kl_stop)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
+        check_number(v, name)
+    check_positive_number(lr, "lr")
     check_fraction(momentum, "momentum", low_open=False, high_closed=False)
-    if ascent_bound is not None and not (isinstance(ascent_bound, (int, float)) and ascent_bound > 0):
+    if ascent_bound is not None and (isinstance(ascent_bound, bool) or not isinstance(ascent_bound, (int, float))
+                                     or not ascent_bound > 0):
         raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
     check_fraction(stop_live, "stop_live", low_open=False)
 
@@ -199,7 +206,8 @@ class BAErase(Defense):
     ours 10), ``lam`` (L1 pull to the original weights, 1e-6), ``momentum`` 0.9, ``epochs`` ≤ 10 (ours: 20),
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
     ``gen_batch_size`` 128, ``patch_size`` 3. ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
-    ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``).
+    ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
+    ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier.
     """
 
     name = "baerase"
@@ -224,10 +232,9 @@ class BAErase(Defense):
         check_unlearn_args(alpha=alpha, lam=lam, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size,
                            ascent_bound=ascent_bound, stop_live=stop_live, proxy_draws=proxy_draws,
                            kl_stop=kl_stop, anchor=anchor)
-        if isinstance(gen_alpha, bool) or not isinstance(gen_alpha, (int, float)) or not 0 <= gen_alpha < math.inf:
-            raise ValueError(f"gen_alpha must be a finite number >= 0, got {gen_alpha!r}")
-        if isinstance(gen_lr, bool) or not isinstance(gen_lr, (int, float)) or not gen_lr > 0:
-            raise ValueError(f"gen_lr must be a number > 0, got {gen_lr!r}")
+        check_number(gen_alpha, "gen_alpha")
+        check_positive_number(gen_lr, "gen_lr")
+        check_number(threshold, "threshold")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
         for name, v in (("patch_size", patch_size), ("hidden", hidden), ("gen_steps", gen_steps),
@@ -251,13 +258,8 @@ class BAErase(Defense):
         self.holdout = float(holdout)
 
     def split(self, defender: Data) -> tuple[Data, Data]:
-        """``(train, heldout)``: a class-balanced held-out part of ``holdout`` (at least one image per class)."""
-        n_held = max(len(defender.classes), round(self.holdout * len(defender)))
-        if n_held >= len(defender):
-            raise ValueError(f"defender has {len(defender)} samples: too few to hold out {n_held} for the "
-                             f"stop rule and still unlearn; pass more unseen samples")
-        heldout, train = defender.split(n_held, self.seed)
-        return train, heldout
+        """``(train, heldout)``: :meth:`~unlearnlib.data.Data.holdout_split` with ``holdout`` and the seed."""
+        return defender.holdout_split(self.holdout, self.seed, "defender")
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:
@@ -297,7 +299,7 @@ def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigge
     rows, curves = [], {}
     for setting in settings:
         s = dict(setting)
-        part = train.take(max(1, int(s.pop("fraction", 1.0) * len(train))), seed)
+        part = train.take(max(1, int(check_fraction(s.pop("fraction", 1.0), "fraction") * len(train))), seed)
         m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
         label = ", ".join(f"{k}={'log K' if v is None else v}" for k, v in s.items()) + f", n={len(part)}"
         rows.append({**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part),

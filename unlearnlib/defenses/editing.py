@@ -214,7 +214,10 @@ class AgmeBDK(Defense):
         super().__init__(**kw)
         self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
         self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
-        self.layers, self.augment = layers, bool(augment)
+        if not isinstance(augment, bool):
+            raise ValueError(f"augment must be True or False (shifted copies of the unseen samples as keys), "
+                             f"got {augment!r}")
+        self.layers, self.augment = layers, augment
         _warm_up_linalg()
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -285,7 +288,7 @@ class Agme(AgmeBDK):
         if self.recover == "baerase":
             from ..recover.target_search import recover  # lazy: written alongside BAERASE
 
-            train, heldout = defender.split(max(1, int(0.8 * len(defender))), self.seed)
+            train, heldout = defender.holdout_split(0.2, self.seed, "defender")
             with cpu_threads(1 if self.device.type == "cpu" else None):  # small generator steps: 1 thread is fastest
                 rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress)
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),

@@ -9,8 +9,9 @@ With ``a_j`` the mean (ReLU'd) activation of channel j on clean defender samples
 3. fine-tune the pruned model on all defender samples; pruned channels stay zero (a weight mask).
 
 The layer is the model's ``last_conv`` attribute when present, else its last ``nn.Conv2d``.
-*[ours]* Channel ranking on (1 - ``holdout``) of the defender samples, accuracy on the rest; ``max_ratio``
-caps the search so the layer keeps some channels.
+*[ours]* Channel ranking on (1 - ``holdout``) of the defender samples, accuracy on the rest (at least one sample
+per class; :meth:`~unlearnlib.data.Data.holdout_split`); ``max_ratio`` caps the search so the layer keeps some
+channels.
 """
 
 from __future__ import annotations
@@ -100,10 +101,7 @@ class FinePruning(FineTuningDefense):
             num_classes: int) -> DefenseResult:
         name, layer = last_conv_layer(model)
         channels = layer.out_channels
-        n_val = max(1, round(self.holdout * len(defender)))
-        if len(defender) - n_val < 1:
-            raise ValueError(f"defender must hold at least 2 samples for fine-pruning's holdout, got {len(defender)}")
-        val, rank = defender.split(n_val, self.seed)
+        rank, val = defender.holdout_split(self.holdout, self.seed, "defender")
         activation = channel_activations(model, layer, rank.x)
         order = activation.argsort()  # least active first (stable enough: ties are dormant channels)
         if self.ratio is None:
@@ -124,6 +122,6 @@ class FinePruning(FineTuningDefense):
             prune.remove(layer, "bias")
         info = {**self.hyperparameters(), "layer": name, "channels": channels, "pruned": k,
                 "pruned_ratio": k / channels, "pruned_channels": sorted(int(c) for c in pruned),
-                "val_samples": n_val, "val_acc_curve": [round(a, 4) for a in curve],
+                "val_samples": len(val), "val_acc_curve": [round(a, 4) for a in curve],
                 "val_acc_pruned": acc_pruned, "tolerance": self.tolerance}
         return DefenseResult(model, info)

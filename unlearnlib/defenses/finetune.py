@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_positive_int
+from ..checks import check_number, check_positive_int, check_positive_number
 from ..data import Data
 from ..registry import DEFENSES
 from ..train import AUGMENTATIONS, train
@@ -25,12 +25,10 @@ def check_finetune_args(epochs: int, lr: float, batch_size: int, optimizer: str,
     """Validate the fine-tuning hyperparameters shared by the fine-tuning baselines (errors name the parameter)."""
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    check_positive_number(lr, "lr")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
+    check_number(weight_decay, "weight_decay")
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got {augment!r}")
 

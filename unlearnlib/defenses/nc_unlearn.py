@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_fraction, check_positive_int
+from ..checks import check_fraction, check_number, check_positive_int, check_positive_number
 from ..data import Data
 from ..registry import DEFENSES
 from .base import DefenseResult
@@ -45,13 +45,10 @@ class NCUnlearn(FineTuningDefense):
         self.fraction = check_fraction(fraction, "fraction")
         self.nc_steps = check_positive_int(nc_steps, "nc_steps")
         self.nc_batch_size = check_positive_int(nc_batch_size, "nc_batch_size")
-        if isinstance(nc_lr, bool) or not isinstance(nc_lr, (int, float)) or not nc_lr > 0:
-            raise ValueError(f"nc_lr must be a positive number, got {nc_lr!r}")
-        if isinstance(nc_lam, bool) or not isinstance(nc_lam, (int, float)) or nc_lam < 0:
-            raise ValueError(f"nc_lam must be a non-negative number, got {nc_lam!r}")
+        self.nc_lr, self.nc_lam = check_positive_number(nc_lr, "nc_lr"), check_number(nc_lam, "nc_lam")
         if not isinstance(require_detection, bool):
             raise ValueError(f"require_detection must be True or False, got {require_detection!r}")
-        self.nc_lr, self.nc_lam, self.require_detection = float(nc_lr), float(nc_lam), require_detection
+        self.require_detection = require_detection
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:

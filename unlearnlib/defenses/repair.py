@@ -25,6 +25,7 @@ from typing import Any
 from torch import nn
 
 from ..attacks import TriggerArg
+from ..checks import check_number
 from ..data import Data
 from ..registry import DEFENSES
 from .base import DefenseResult
@@ -35,8 +36,7 @@ def repair_edit(original: nn.Module, unseen: Data, trigger: TriggerArg, target: 
                 layers: str | list[str] | None = None, lam: float = 1.0, mu: float = 1.0, keep_weight: float = 10.0,
                 augment: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """A repaired copy of ``original``: the (repair) problem solved in closed form. ``original`` is not modified."""
-    if isinstance(keep_weight, bool) or not isinstance(keep_weight, (int, float)) or keep_weight < 0:
-        raise ValueError(f"keep_weight must be a non-negative number, got {keep_weight!r}")
+    check_number(keep_weight, "keep_weight")
     target_x = unseen.of_class(target).x
     if len(target_x) == 0:
         raise ValueError(f"unseen must contain samples of the target class {target} for the repair step")
@@ -58,7 +58,7 @@ class AgmeRepair(Agme):
 
     def __init__(self, keep_weight: float = 10.0, **kw: Any) -> None:
         super().__init__(**kw)
-        self.keep_weight = keep_weight
+        self.keep_weight = check_number(keep_weight, "keep_weight")
 
     def hyperparameters(self) -> dict[str, Any]:
         return {**super().hyperparameters(), "keep_weight": self.keep_weight}

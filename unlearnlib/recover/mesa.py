@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_class, check_fraction, check_images, check_positive_int
-from ..device import progress_enabled
+from ..checks import check_class, check_fraction, check_images, check_number, check_positive_int, check_positive_number
+from ..device import forked_seed, progress_enabled
 
 NOISE_DIM = 64
 
@@ -291,29 +291,32 @@ def train_generator(model: nn.Module, x: torch.Tensor, target: int, *, patch_siz
 
     Returns the :class:`GeneratedTrigger` and a history ``{"hinge", "mi", "asr"}`` (one value per step; asr is
     the fraction of the batch classified as ``target``). ``model`` is used frozen and in eval mode.
+    Deterministic under ``seed``; the caller's global RNG state (CPU and CUDA) is left as it was.
     """
     check_images(x, "x")
     with torch.no_grad():
         n_cls = int(model.eval()(x[:1]).shape[1])
     check_class(target, n_cls, "target")
     check_fraction(beta, "beta", high_closed=False)
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha!r}")
+    check_number(alpha, "alpha")
+    check_positive_number(lr, "lr")
+    check_number(noise_std, "noise_std")
+    check_positive_number(position_temperature, "position_temperature")
     check_positive_int(steps, "steps")
     check_positive_int(batch_size, "batch_size")
+    check_positive_int(mine_hidden, "mine_hidden")
     if positions not in ("uniform", "adaptive"):
         raise ValueError(f"positions must be 'uniform' or 'adaptive', got {positions!r}")
     dev = x.device
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    G = TriggerGenerator(tuple(x.shape[1:]), patch_size, hidden, max_blend=max_blend).to(dev)
-    mine = Mine(int(torch.tensor(G.out_shape).prod()), mine_hidden, mine_rate).to(dev)
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
-    opt_t = torch.optim.Adam(mine.parameters(), lr=lr, betas=betas)
-    trig = GeneratedTrigger(G, seed=seed, target=target)
-    hist: dict[str, list[float]] = {"hinge": [], "mi": [], "asr": []}
     model.eval()
-    with frozen(model):
+    with forked_seed(seed, dev), frozen(model):  # global draws (weight init, MINE's shuffle) seeded, then restored
+        G = TriggerGenerator(tuple(x.shape[1:]), patch_size, hidden, max_blend=max_blend).to(dev)
+        mine = Mine(int(torch.tensor(G.out_shape).prod()), mine_hidden, mine_rate).to(dev)
+        opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
+        opt_t = torch.optim.Adam(mine.parameters(), lr=lr, betas=betas)
+        trig = GeneratedTrigger(G, seed=seed, target=target)
+        hist: dict[str, list[float]] = {"hinge": [], "mi": [], "asr": []}
         for step in tqdm(range(steps), desc=f"generator t={target}", disable=not progress_enabled(progress),
                          leave=False):
             if positions == "adaptive" and patch_size is not None and step == steps // 2:

@@ -8,7 +8,7 @@ clean samples x so that the stamped input is classified as c while the mask stay
 with ``m = (tanh(a) + 1) / 2`` and ``p = (tanh(b) + 1) / 2`` keeping both in [0, 1]. The backdoor target needs
 a much smaller mask than any other class. With ``n_c = ||m_c||_1`` and ``MAD = median_c |n_c - median(n)|``:
 
-    anomaly_index(c) = |n_c - median(n)| / (1.4826 * MAD)                                     (MAD anomaly index)
+    anomaly_index(c) = |n_c - median(n)| / (1.4826 * MAD)                       (MAD anomaly index, absolute)
 
 and the flagged target is the class with the smallest norm among those below the median with index > 2.
 
@@ -26,12 +26,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..attacks import Trigger
-from ..checks import check_class, check_classifier, check_positive_int
+from ..checks import check_class, check_classifier, check_number, check_positive_int, check_positive_number
 from ..data import Data
 from ..device import configure_threads, progress_enabled, resolve_device
+from .anomaly import anomaly_index
 
 ANOMALY_THRESHOLD = 2.0
-MAD_CONSISTENCY = 1.4826  # makes the MAD a consistent estimator of the standard deviation of a normal
 
 
 @dataclass
@@ -64,13 +64,6 @@ class NeuralCleanseResult:
                 "nc_anomaly_index": [round(float(v), 4) for v in self.anomaly_index]}
 
 
-def anomaly_index(norms: torch.Tensor) -> torch.Tensor:
-    """``|n_c - median(n)| / (1.4826 * MAD)`` for each class (MAD anomaly index)."""
-    med = norms.median()
-    mad = (norms - med).abs().median()
-    return (norms - med).abs() / (MAD_CONSISTENCY * mad.clamp_min(1e-12))
-
-
 def flag_target(norms: torch.Tensor, index: torch.Tensor, classes: list[int],
                 threshold: float = ANOMALY_THRESHOLD) -> tuple[int, bool]:
     """The smallest-norm class with ``index > threshold`` (and norm below the median); else the smallest norm."""
@@ -96,10 +89,8 @@ def neural_cleanse(model: nn.Module, data: Data, num_classes: int, *, steps: int
     check_positive_int(batch_size, "batch_size")
     if not isinstance(data, Data) or len(data) == 0:
         raise ValueError("data must be a non-empty unlearnlib.data.Data set of clean defender samples")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(lam, (int, float)) and lam >= 0):
-        raise ValueError(f"lam must be a non-negative number, got {lam!r}")
+    check_positive_number(lr, "lr")
+    check_number(lam, "lam")
     cls = list(range(num_classes)) if classes is None else [check_class(c, num_classes, "classes") for c in classes]
     if len(cls) == 0 or len(set(cls)) != len(cls):
         raise ValueError(f"classes must be a non-empty list of distinct class indices, got {classes!r}")
@@ -145,6 +136,6 @@ def neural_cleanse(model: nn.Module, data: Data, num_classes: int, *, steps: int
             p_.requires_grad_(f)
         model.train(was_training)
     norms = m.flatten(1).sum(1).cpu()
-    index = anomaly_index(norms)
+    index = anomaly_index(norms).abs()  # two-sided, as in the paper; flag_target keeps only norms below the median
     target, detected = flag_target(norms, index, cls)
     return NeuralCleanseResult(m.cpu(), p.cpu(), norms, index, target, detected, cls, torch.stack(success).cpu())

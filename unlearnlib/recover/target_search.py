@@ -4,12 +4,13 @@ BAERASE's released code is *given* the target; a defender is not.
 For every class ``c`` a generator is trained for a short budget to reach ``c`` (the MESA loss), and the class
 score is the attack rate its triggers reach on held-out defender images of the *other* classes. A backdoor
 target stands out: a small patch or a faint blend cannot turn a clean digit into an arbitrary class, but it can
-fire a planted shortcut. Outlyingness is the MAD anomaly index (as in Neural Cleanse)
+fire a planted shortcut. Outlyingness is the signed MAD anomaly index (:mod:`unlearnlib.recover.anomaly`)
 
     a_c = (s_c - median(s)) / (1.4826 · max(MAD(s), δ))                          (anomaly index)
 
 with the floor ``δ`` *[ours]* because clean classes often all score ~0, making the MAD zero. The target is the
-class with the largest ``a_c``; ``outlier`` says whether it exceeds ``threshold`` (2 by convention).
+class with the largest ``a_c`` (signed: only a *high* score is suspicious); ``outlier`` says whether it exceeds
+``threshold`` (2 by convention).
 Trigger kinds are searched in order (``"patch"`` then ``"blend"``) and the search stops at the first kind that
 yields an outlier *[ours]*.
 """
@@ -24,21 +25,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import check_positive_int
+from ..checks import check_fraction, check_number, check_positive_int, check_positive_number
 from ..data import Data
 from ..device import progress_enabled
 from ..metrics import attack_rate
+from .anomaly import anomaly_index
 from .mesa import GeneratedTrigger, TriggerEnsemble, train_generator
 
 KINDS = ("patch", "blend")
-
-
-def anomaly_index(scores: list[float] | torch.Tensor, mad_floor: float = 0.01) -> list[float]:
-    """``(s - median) / (1.4826 · max(MAD, mad_floor))`` for each score (large = suspiciously high)."""
-    s = torch.as_tensor(scores, dtype=torch.float64)
-    med = s.median()
-    mad = (s - med).abs().median().clamp(min=mad_floor)
-    return ((s - med) / (1.4826 * mad)).tolist()
 
 
 def proxy_rate(model: nn.Module, trigger: Any, heldout: Data, target: int, draws: int = 1) -> float:
@@ -57,7 +51,11 @@ def kind_kwargs(kind: str, patch_size: int) -> dict[str, Any]:
 
 @dataclass
 class SearchResult:
-    """The identified target, the per-class scores and anomaly indices of the kind that decided."""
+    """The identified target, the per-class scores and anomaly indices of the kind that decided.
+
+    The per-class search generators are not kept (each is dropped once scored); :func:`recover` trains the
+    final generator for the target.
+    """
 
     target: int
     kind: str
@@ -65,7 +63,6 @@ class SearchResult:
     anomaly: list[float]
     outlier: bool
     seconds: float
-    triggers: dict[int, GeneratedTrigger] = field(default_factory=dict, repr=False)
     all_scores: dict[str, list[float]] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
@@ -90,24 +87,26 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     """
     check_positive_int(steps, "search_steps")
     check_positive_int(num_classes, "num_classes", minimum=2)
+    check_number(threshold, "threshold")
+    check_fraction(min_score, "min_score", low_open=False)
+    check_positive_number(mad_floor, "mad_floor")
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {kinds!r}")
     start = time.perf_counter()
     best: SearchResult | None = None
     all_scores: dict[str, list[float]] = {}
     for kind in kinds:
-        triggers, scores = {}, []
+        scores = []
         for c in tqdm(range(num_classes), desc=f"target search ({kind})", disable=not progress_enabled(progress),
                       leave=False):
             trig, _ = train_generator(model, train.x, c, steps=steps, batch_size=batch_size, seed=seed + c,
                                       progress=False, **kind_kwargs(kind, patch_size), **generator_kwargs)
-            triggers[c] = trig
             scores.append(proxy_rate(model, trig, heldout, c))
-        anomaly = anomaly_index(scores, mad_floor)
+        anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
         all_scores[kind] = scores
         outlier = anomaly[target] > threshold and scores[target] >= min_score
-        res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, triggers)
+        res = SearchResult(target, kind, scores, anomaly, outlier, 0.0)
         if best is None or (res.outlier, res.anomaly[res.target]) > (best.outlier, best.anomaly[best.target]):
             best = res
         if res.outlier:
