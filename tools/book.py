@@ -29,7 +29,37 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 EXECUTED = BUILD / "executed"
 HTML = BUILD / "html"
-CELL_TIMEOUT_S = 900  # a lost kernel message must fail the build, not hang it (the slowest quick cell: ~100 s)
+CELL_TIMEOUT_S = 900  # a cell that runs this long fails the build (the slowest quick cell: ~100 s)
+POLL_SLICE_S = 1.0
+
+
+def poll_in_slices() -> None:
+    """Make the notebook client's channels wait for kernel messages in 1-second polls.
+
+    zmq.asyncio sockets can miss the wake-up of an arriving message (pyzmq issues #1558, #2173): the message is
+    only seen when the poll times out. We saw it here: the kernel answered a cell in 0.2 s and papermill went
+    on only at the 900 s cell timeout, and a wait without a timeout (the IOPub channel) would hang for ever.
+    Each 1 s poll ends with a real check of the socket, so a missed wake-up costs at most a second.
+    """
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    if getattr(AsyncZMQSocketChannel.get_msg, "sliced", False):
+        return
+
+    async def get_msg(self: Any, timeout: float | None = None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = POLL_SLICE_S if left is None else min(POLL_SLICE_S, left)
+            if await self.socket.poll(int(wait * 1000)):
+                return await self._recv()
+            if left is not None and left <= POLL_SLICE_S:
+                raise Empty
+
+    get_msg.sliced = True  # type: ignore[attr-defined]
+    AsyncZMQSocketChannel.get_msg = get_msg
 
 
 def toc_files() -> list[str]:
@@ -76,6 +106,7 @@ def execute(names: list[str] | None = None, profile: str = "quick") -> dict[str,
     """Execute the named notebooks (default: all) with papermill; returns seconds per notebook."""
     import papermill as pm
 
+    poll_in_slices()
     os.environ.setdefault("UNLEARNLIB_PROGRESS", "0")  # no progress bars in the rendered book
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     stage()
