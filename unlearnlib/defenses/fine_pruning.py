@@ -9,9 +9,8 @@ With ``a_j`` the mean (ReLU'd) activation of channel j on clean defender samples
 3. fine-tune the pruned model on all defender samples; pruned channels stay zero (a weight mask).
 
 The layer is the model's ``last_conv`` attribute when present, else its last ``nn.Conv2d``.
-*[ours]* Channel ranking on (1 - ``holdout``) of the defender samples, accuracy on the rest (at least one sample
-per class; :meth:`~unlearnlib.data.Data.holdout_split`); ``max_ratio`` caps the search so the layer keeps some
-channels.
+*[ours]* Channel ranking on (1 - ``holdout``) of the defender samples, accuracy on the rest (the shared rule of
+:meth:`~unlearnlib.data.Data.holdout_split`); ``max_ratio`` caps the search so the layer keeps some channels.
 """
 
 from __future__ import annotations
