@@ -5,7 +5,7 @@ from torch import nn
 from unlearnlib.data import load_dataset
 from unlearnlib.device import resolve_device
 from unlearnlib.models import build_model, get_layer, max_pool2
-from unlearnlib.train import random_crop_flip, train
+from unlearnlib.train import DivergenceError, descend, random_crop_flip, train
 
 
 @pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("preact-resnet18", (3, 32, 32))])
@@ -68,3 +68,15 @@ def test_device_resolution():
 def test_random_crop_flip_keeps_shape():
     x = torch.rand(5, 3, 32, 32)
     assert random_crop_flip(x).shape == x.shape
+
+
+def test_descend_steps_on_a_finite_loss_and_refuses_a_nan_one():
+    layer = nn.Linear(3, 1)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    before = layer.weight.detach().clone()
+    descend(opt, layer(torch.ones(2, 3)).sum(), "toy", "lower lr")
+    assert not torch.equal(layer.weight, before)
+    after = layer.weight.detach().clone()
+    with pytest.raises(DivergenceError, match=r"^toy at step 3 diverged \(loss=nan\); lower lr \(now 0.1\)"):
+        descend(opt, layer(torch.ones(2, 3)).sum() * float("nan"), "toy at step 3", "lower lr (now 0.1)")
+    assert torch.equal(layer.weight, after)  # nothing was applied

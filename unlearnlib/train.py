@@ -34,6 +34,20 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
+class DivergenceError(ValueError):
+    """A loss became NaN/inf; the message names the step and the hyperparameter to lower."""
+
+
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str) -> None:
+    """One optimiser step on ``loss`` (zero_grad, backward, step), after checking that it is finite: a NaN/inf
+    loss raises :class:`DivergenceError` naming ``where`` and ``hint`` instead of corrupting the weights."""
+    if not torch.isfinite(loss):
+        raise DivergenceError(f"{where} diverged (loss={float(loss.detach())}); {hint}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 AUGMENTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {"none": None, "crop-flip": random_crop_flip}
 
 
@@ -73,7 +87,7 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
     aug = AUGMENTATIONS[augment]
     g = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc=desc, disable=not progress_enabled(progress), leave=False)
-    for _ in bar:
+    for epoch in bar:
         order = torch.randperm(len(data), generator=g).to(dev)
         running = 0.0
         for start in range(0, len(data), batch_size):
@@ -81,9 +95,7 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
             xb = x[idx] if aug is None else aug(x[idx])
             with autocast(dev):
                 loss = F.cross_entropy(model(xb), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss, f"{desc} at epoch {epoch}", f"lower lr (now {lr})")
             sched.step()
             running += float(loss.detach()) * len(idx)
         bar.set_postfix(loss=f"{running / len(data):.3f}")

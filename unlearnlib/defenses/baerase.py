@@ -54,9 +54,10 @@ from ..checks import (
 )
 from ..data import Data
 from ..device import autocast, cpu_threads, progress_enabled
-from ..recover.mesa import DivergenceError, GeneratedTrigger, TriggerEnsemble
+from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
 from ..recover.target_search import KINDS, Recovery, proxy_rate, recover
 from ..registry import DEFENSES
+from ..train import DivergenceError, descend
 from .base import Defense, DefenseResult
 
 __all__ = ["BAErase", "DivergenceError", "Recovery", "recover", "unlearn"]
@@ -181,12 +182,8 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
             ascent = ce_t.clamp(max=tau).mean() if len(xt) else clean.new_zeros(())  # bounded ascent
             l1 = sum((p - p0).abs().sum() for p, p0 in zip(model.parameters(), theta0))
             loss = alpha * clean - ascent + lam * l1
-            if not torch.isfinite(loss):
-                raise DivergenceError(f"BAERASE unlearning diverged (loss={float(loss.detach())}) at epoch {epoch}; "
-                                      f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            descend(opt, loss, f"BAERASE unlearning at epoch {epoch}",
+                    f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
             step_live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
             sums[0] += float(clean.detach()) * len(x)
             sums[1] += float(ce_t.detach().mean()) * len(x) if len(xt) else 0.0

@@ -37,12 +37,9 @@ from tqdm.auto import tqdm
 
 from ..checks import check_class, check_fraction, check_images, check_number, check_positive_int, check_positive_number
 from ..device import forked_seed, progress_enabled
+from ..train import descend
 
 NOISE_DIM = 64
-
-
-class DivergenceError(ValueError):
-    """A loss became NaN/inf; the message names the step and the hyperparameter to lower."""
 
 
 class TriggerGenerator(nn.Module):
@@ -337,12 +334,8 @@ def train_generator(model: nn.Module, x: torch.Tensor, target: int, *, patch_siz
             hinge = prob.clamp(max=beta).mean()
             mi, surrogate = mine(z, y)
             loss = -hinge - alpha * surrogate
-            if not torch.isfinite(loss):
-                raise DivergenceError(f"generator training diverged (loss={float(loss.detach())}) at step {step}; "
-                                      f"lower lr (now {lr}) or check that the model's outputs are finite")
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
+            descend(opt_g, loss, f"generator training at step {step}",
+                    f"lower lr (now {lr}) or check that the model's outputs are finite")
             opt_t.zero_grad(set_to_none=True)
             (-mine(z, y.detach(), update=False)[1]).backward()
             opt_t.step()
