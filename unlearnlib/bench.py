@@ -26,6 +26,7 @@ from . import __version__
 from .device import progress_enabled
 from .plots_bench import plot_asr_vs_seconds, plot_asr_vs_unseen, save_plots
 from .profiles import Profile, get_profile
+from .recover.shared import RecoveryMemo
 from .registry import ATTACKS, DEFENSES
 from .zoo import atomic_write_text, source_fingerprint
 
@@ -101,6 +102,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     cells = [(s, a, d) for s in dict.fromkeys(seeds) for a in atk for d in ["none", *dfs]]
     records: list[dict[str, Any]] = []
     scenarios: dict[tuple[str, int], Any] = {}
+    shared = RecoveryMemo()  # defenses that recover the trigger the same way on a cell recover it once
     bar = tqdm(cells, desc="bench", disable=not progress_enabled(progress), unit="cell")
     for seed, attack, defense in bar:
         bar.set_postfix_str(f"{attack}/{defense}/seed {seed}")
@@ -116,7 +118,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
             sc = scenarios[(attack, seed)]
             try:
                 rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
-                                  progress=False).record
+                                  progress=False, shared=shared).record
                 rec["status"] = "ok"
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
                 if strict:

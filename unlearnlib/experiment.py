@@ -19,6 +19,7 @@ from .device import resolve_device, seed_everything
 from .metrics import der, evaluate
 from .models import build_model
 from .profiles import Profile, get_profile
+from .recover.shared import RecoveryMemo, sharing
 from .train import train
 from .zoo import cached_model
 
@@ -116,11 +117,13 @@ class Run:
 
 def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = None, *,
                 target: int | None = None, device: str | torch.device = "auto", progress: bool | None = None,
-                **params: Any) -> Run:
+                shared: RecoveryMemo | None = None, **params: Any) -> Run:
     """Apply a registered defense to the scenario's backdoored model.
 
     Backdoor-knowledge defenses get the attack's trigger; the others get only ``unseen`` defender samples, and
-    ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone.
+    ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone: its
+    wall time plus, when it reused a trigger recovery from ``shared`` (a
+    :class:`~unlearnlib.recover.shared.RecoveryMemo`), the seconds that recovery took when it was computed.
     """
     from .defenses import get_defense
 
@@ -131,10 +134,11 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
         n = d.default_unseen if unseen is None else unseen
         defender = scenario.defender(n)
         seed_everything(scenario.seed)
-        start = time.perf_counter()
-        out = d(scenario.backdoored, defender, trigger=scenario.trigger if d.needs_trigger else None,
-                target=target, num_classes=scenario.split.num_classes)
-        seconds = time.perf_counter() - start
+        credit, start = shared.credited if shared else 0.0, time.perf_counter()
+        with sharing(shared):
+            out = d(scenario.backdoored, defender, trigger=scenario.trigger if d.needs_trigger else None,
+                    target=target, num_classes=scenario.split.num_classes)
+        seconds = time.perf_counter() - start + (shared.credited - credit if shared else 0.0)  # + reused recovery
         model, info = out.model, out.info
     after = scenario.metrics(model)
     record = {

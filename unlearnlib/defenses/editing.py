@@ -294,7 +294,8 @@ class Agme(AgmeBDK):
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
                                                   "detected": target is not None or rec.search is None
                                                   or bool(rec.search.outlier),
-                                                  "trigger_kind": rec.kind}
+                                                  "trigger_kind": rec.kind, "recovery_reused": rec.reused,
+                                                  "recovery_seconds": rec.seconds}
         from ..recover.neural_cleanse import neural_cleanse
 
         nc = neural_cleanse(model, defender, num_classes, steps=self.nc_steps, lam=self.nc_lam,
@@ -308,8 +309,7 @@ class Agme(AgmeBDK):
             num_classes: int) -> DefenseResult:
         start = time.perf_counter()
         recovered, tgt, rinfo = self.recover_trigger(model, defender, target, num_classes)
-        recovery_seconds = time.perf_counter() - start
+        rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
         out = self.edit(model, defender.x, recovered)
-        info = {**self.hyperparameters(), **rinfo, **out, "known_target": target is not None,
-                "recovery_seconds": recovery_seconds, "repair_seconds": 0.0}
+        info = {**self.hyperparameters(), **rinfo, **out, "known_target": target is not None, "repair_seconds": 0.0}
         return DefenseResult(model, info)

@@ -68,8 +68,7 @@ class AgmeRepair(Agme):
         """Recover the trigger, then solve the edit once, from the original weights, with the repair keys."""
         start = time.perf_counter()
         recovered, tgt, rinfo = self.recover_trigger(model, defender, target, num_classes)
-        recovery_seconds = time.perf_counter() - start
+        rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
         repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers, lam=self.lam, mu=self.mu,
                                      keep_weight=self.keep_weight, augment=self.augment)
-        return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None,
-                                        "recovery_seconds": recovery_seconds})
+        return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None})

@@ -23,12 +23,20 @@ For full-image triggers (Blended) ``G`` emits a full-size pattern ``p`` and a le
 ``Π(x, p) = (1 - a) x + a p`` with ``a = a_max · sigmoid(w)``. The bound ``a_max`` matters: with ``a`` free, the
 generator would paint a whole image of class ``t`` over ``x`` -- a "trigger" every class has, which would make
 target search meaningless and unlearning it would erase the target class.
+
+Generators are trained in *jobs* (a target class, a trigger kind, a seed, a β): :func:`train_generators` trains
+any number of them as one batched model (:class:`~unlearnlib.recover.stacked.Stack`), so one forward of the victim
+serves every job at each step -- the K per-class generators of the target search, or the final generators of
+each trigger kind. Every job draws all of its randomness (weights, images, noise, positions, MINE's pairing) from
+its own seed, so a job trains the same alone or batched with others (up to float rounding); :func:`train_generator`
+is the one-job call.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -38,204 +46,23 @@ from tqdm.auto import tqdm
 from ..checks import check_class, check_fraction, check_images, check_number, check_positive_int, check_positive_number
 from ..device import forked_seed, progress_enabled
 from ..train import descend
+from .generated import GeneratedTrigger, TriggerEnsemble, paste
+from .networks import NOISE_DIM, Mine, TriggerGenerator, sample_noise
+from .stacked import Stack
 
-NOISE_DIM = 64
-
-
-class TriggerGenerator(nn.Module):
-    """``G(z)``: 4 chunks of ``z`` enter a 4-layer MLP as skip inputs (BatchNorm, LeakyReLU 0.2, sigmoid out)."""
-
-    def __init__(self, image_shape: tuple[int, int, int], patch_size: int | None = 3, hidden: int = 2048,
-                 chunks: int = 4, max_blend: float = 0.3) -> None:
-        super().__init__()
-        c, h, w = image_shape
-        if patch_size is not None:
-            check_positive_int(patch_size, "patch_size")
-            if patch_size > min(h, w):
-                raise ValueError(f"patch_size must fit in the {h}x{w} image, got patch_size={patch_size}")
-        check_positive_int(hidden, "hidden")
-        check_fraction(max_blend, "max_blend")
-        if NOISE_DIM % chunks:
-            raise ValueError(f"chunks must divide the noise size {NOISE_DIM}, got {chunks}")
-        self.image_shape, self.patch_size, self.max_blend = tuple(image_shape), patch_size, float(max_blend)
-        self.out_shape = (c, patch_size, patch_size) if patch_size is not None else (c, h, w)
-        self.chunk = NOISE_DIM // chunks
-        dims = [self.chunk] + [hidden + self.chunk] * (chunks - 1)
-        self.hidden = nn.ModuleList(
-            nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2)) for d in dims[:-1])
-        self.out = nn.Linear(dims[-1], int(torch.tensor(self.out_shape).prod()))
-        self.blend_logit = nn.Parameter(torch.zeros(())) if patch_size is None else None
-
-    @property
-    def blend(self) -> bool:
-        return self.patch_size is None
-
-    def blend_weight(self) -> torch.Tensor:
-        """``a = a_max · sigmoid(w)`` (full-image mode only)."""
-        if self.blend_logit is None:
-            raise ValueError("blend_weight exists only for full-image generators (patch_size=None)")
-        return self.max_blend * torch.sigmoid(self.blend_logit)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        parts = z.split(self.chunk, dim=1)
-        h = self.hidden[0](parts[0])
-        for layer, zi in zip(self.hidden[1:], parts[1:-1]):
-            h = layer(torch.cat([h, zi], 1))
-        return torch.sigmoid(self.out(torch.cat([h, parts[-1]], 1))).view(-1, *self.out_shape)
+__all__ = ["NOISE_DIM", "GeneratedTrigger", "Job", "Mine", "TriggerEnsemble", "TriggerGenerator", "frozen", "paste",
+           "position_heatmaps", "sample_noise", "train_generator", "train_generators"]
 
 
-class Mine(nn.Module):
-    """MINE statistics network ``T(z, y)`` with the moving average of ``E[exp T]`` for the bias correction."""
+@dataclass(frozen=True)
+class Job:
+    """One generator to train: for class ``target``, a ``patch_size`` patch (``None``: a full-image blend), all
+    of its random draws from ``seed``, hinge threshold ``beta``."""
 
-    def __init__(self, y_dim: int, hidden: int = 256, rate: float = 0.001) -> None:
-        super().__init__()
-        self.rate = check_fraction(rate, "mine_rate")
-        self.net = nn.Sequential(nn.Linear(NOISE_DIM + y_dim, hidden), nn.ELU(), nn.Linear(hidden, hidden), nn.ELU(),
-                                 nn.Linear(hidden, 1))
-        self.register_buffer("ma_et", torch.ones(()))
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor, update: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(Î, surrogate)``: the DV bound and its bias-corrected surrogate (maximise the surrogate)."""
-        y = y.flatten(1)
-        joint = self.net(torch.cat([z, y], 1)).squeeze(1)
-        marg = self.net(torch.cat([z, y[torch.randperm(len(y), device=y.device)]], 1)).squeeze(1).clamp(max=30)
-        et = marg.exp()
-        if update:
-            self.ma_et.mul_(1 - self.rate).add_(self.rate * et.mean().detach())
-        mi = joint.mean() - (torch.logsumexp(marg, 0) - torch.log(torch.tensor(float(len(marg)))))
-        return mi, joint.mean() - et.mean() / self.ma_et
-
-
-def sample_noise(n: int, gen: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``z ~ U[0,1)^64``, drawn on the CPU from ``gen`` (device-independent, deterministic)."""
-    return torch.rand(n, NOISE_DIM, generator=gen).to(device)
-
-
-def paste(x: torch.Tensor, patches: torch.Tensor, tops: torch.Tensor, lefts: torch.Tensor) -> torch.Tensor:
-    """``Π(x, p)``: replace the k×k window at ``(tops[i], lefts[i])`` of image i by ``patches[i]`` (differentiable)."""
-    n, c, h, w = x.shape
-    k = patches.shape[-1]
-    rows = torch.arange(h, device=x.device)[None, :] - tops[:, None].to(x.device)  # (n, h)
-    cols = torch.arange(w, device=x.device)[None, :] - lefts[:, None].to(x.device)
-    inside = ((rows >= 0) & (rows < k))[:, :, None] & ((cols >= 0) & (cols < k))[:, None, :]  # (n, h, w)
-    r, q = rows.clamp(0, k - 1), cols.clamp(0, k - 1)
-    full = patches[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :,
-                   None, None], r[:, None, :, None], q[:, None, None, :]]
-    return torch.where(inside[:, None], full, x)
-
-
-class GeneratedTrigger:
-    """A recovered trigger distribution: ``apply(x)`` draws fresh ``z`` (and positions) for every image.
-
-    Draws come from a CPU generator seeded with ``seed`` at each call (the same batch gets the same triggers,
-    so metrics are reproducible); :meth:`apply_fresh` takes an explicit generator for new draws per batch.
-    """
-
-    name = "generated"
-
-    def __init__(self, generator: TriggerGenerator, position_probs: torch.Tensor | None = None, seed: int = 0,
-                 target: int | None = None) -> None:
-        self.generator = generator.eval()
-        c, h, w = generator.image_shape
-        k = generator.patch_size
-        if k is not None and position_probs is None:
-            position_probs = torch.ones((h - k + 1) * (w - k + 1))
-        self.position_probs = None if position_probs is None else position_probs.float().cpu() / position_probs.sum()
-        self.seed, self.target = seed, target
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.generator.image_shape
-
-    def positions(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        _, _, w = self.image_shape
-        idx = torch.multinomial(self.position_probs, n, replacement=True, generator=gen)
-        span = w - self.generator.patch_size + 1
-        return idx // span, idx % span
-
-    def apply_fresh(self, x: torch.Tensor, gen: torch.Generator, noise_std: float = 0.0,
-                    grad: bool = False) -> torch.Tensor:
-        """``Π(x, G(z) + ε)`` with ``z``, positions and ``ε`` drawn from ``gen``."""
-        with torch.set_grad_enabled(grad):
-            dev = next(self.generator.parameters()).device
-            z = sample_noise(len(x), gen, dev)
-            p = self.generator(z)
-            if noise_std:
-                p = (p + noise_std * torch.randn(p.shape, generator=gen).to(dev)).clamp(0, 1)
-            p = p.to(x.device, x.dtype)
-            if self.generator.blend:
-                a = self.generator.blend_weight().to(x.device, x.dtype)
-                return (1 - a) * x + a * p
-            tops, lefts = self.positions(len(x), gen)
-            return paste(x, p, tops, lefts)
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, "x", self.image_shape)
-        was = self.generator.training
-        self.generator.eval()
-        try:
-            return self.apply_fresh(x, torch.Generator().manual_seed(self.seed)).detach()
-        finally:
-            self.generator.train(was)
-
-    __call__ = apply
-
-    @torch.no_grad()
-    def examples(self, n: int = 8, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(masks (n,1,H,W), patterns (n,C,H,W))`` of ``n`` draws, as ``T(x) = (1-m) x + m p`` for plots."""
-        check_positive_int(n, "n")
-        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        c, h, w = self.image_shape
-        was = self.generator.training
-        self.generator.eval()
-        p = self.generator(sample_noise(n, gen, next(self.generator.parameters()).device)).cpu()
-        self.generator.train(was)
-        if self.generator.blend:
-            return self.generator.blend_weight().cpu().expand(n, 1, h, w).clone(), p
-        tops, lefts = self.positions(n, gen)
-        ones = torch.ones(n, 1, *p.shape[-2:])
-        return paste(torch.zeros(n, 1, h, w), ones, tops, lefts), paste(torch.zeros(n, c, h, w), p, tops, lefts)
-
-    def __repr__(self) -> str:
-        kind = "blend" if self.generator.blend else f"patch {self.generator.patch_size}"
-        return f"GeneratedTrigger({kind}, target={self.target})"
-
-
-class TriggerEnsemble:
-    """Several recovered triggers (e.g. one per β): image i of a batch uses member ``i mod len(members)``."""
-
-    name = "generated-ensemble"
-
-    def __init__(self, members: list[GeneratedTrigger]) -> None:
-        if not members:
-            raise ValueError("members must hold at least one GeneratedTrigger")
-        self.members = members
-        self.target = members[0].target
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return self.members[0].image_shape
-
-    def _split(self, x: torch.Tensor, fn) -> torch.Tensor:
-        out = x.clone()
-        for j, m in enumerate(self.members):
-            idx = torch.arange(j, len(x), len(self.members), device=x.device)
-            if len(idx):
-                out[idx] = fn(m, x[idx]).to(out.dtype)
-        return out
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        return self._split(x, lambda m, xb: m.apply(xb))
-
-    __call__ = apply
-
-    def apply_fresh(self, x: torch.Tensor, gen: torch.Generator, noise_std: float = 0.0,
-                    grad: bool = False) -> torch.Tensor:
-        return self._split(x, lambda m, xb: m.apply_fresh(xb, gen, noise_std, grad))
-
-    def examples(self, n: int = 8, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [m.examples(n, seed) for m in self.members]
-        return torch.cat([p[0] for p in parts])[:n], torch.cat([p[1] for p in parts])[:n]
+    target: int
+    patch_size: int | None
+    seed: int
+    beta: float = 0.5
 
 
 @contextlib.contextmanager
@@ -252,95 +79,158 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def position_heatmap(model: nn.Module, trigger: GeneratedTrigger, x: torch.Tensor, target: int, seed: int = 0,
-                     stride: int = 2) -> torch.Tensor:
-    """Mean ``softmax(f(Π(x, G(z))))_t`` with the patch at each position: a ``(H-k+1, W-k+1)`` map. *[ours]*
-
-    Probed every ``stride`` pixels (nearest-neighbour filled in between) to keep it cheap.
-    """
+def position_heatmaps(model: nn.Module, triggers: Sequence[GeneratedTrigger], x: torch.Tensor,
+                      targets: Sequence[int], seeds: Sequence[int], stride: int = 2,
+                      chunk: int = 4096) -> list[torch.Tensor]:
+    """Per trigger j: mean ``softmax(f(Π(x, G_j(z))))_{t_j}`` with the patch at each position, a
+    ``(H-k+1, W-k+1)`` map. *[ours]* Probed every ``stride`` pixels (nearest-neighbour filled in between); the
+    (trigger, position) pairs of all triggers go through the model together, ``chunk`` images at a time."""
     check_positive_int(stride, "stride")
-    gen = torch.Generator().manual_seed(seed)
-    g = trigger.generator
-    was = g.training
-    g.eval()
-    p = g(sample_noise(len(x), gen, next(g.parameters()).device)).to(x.device, x.dtype)
-    g.train(was)
-    _, h, w = trigger.image_shape
-    k = g.patch_size
+    if len({t.generator.patch_size for t in triggers}) > 1 or any(t.generator.blend for t in triggers):
+        raise ValueError("triggers must all be patch triggers of one patch size")
+    _, h, w = triggers[0].image_shape
+    k = triggers[0].generator.patch_size
+    patches = []
+    for trig, seed in zip(triggers, seeds):
+        g = trig.generator
+        was = g.training
+        g.eval()
+        patches.append(g(sample_noise(len(x), torch.Generator().manual_seed(seed), next(g.parameters()).device)))
+        g.train(was)
+    p_all = torch.stack(patches).to(x.device, x.dtype)  # (J, n, C, k, k)
     ys, xs_ = torch.arange(0, h - k + 1, stride), torch.arange(0, w - k + 1, stride)
     grid = torch.stack(torch.meshgrid(ys, xs_, indexing="ij"), -1).view(-1, 2)
-    out = []
-    for chunk in grid.split(max(1, 2048 // len(x))):
-        tops, lefts = chunk[:, 0].repeat_interleave(len(x)), chunk[:, 1].repeat_interleave(len(x))
-        xt = paste(x.repeat(len(chunk), 1, 1, 1), p.repeat(len(chunk), 1, 1, 1), tops, lefts)
-        out.append(F.softmax(model(xt).float(), 1)[:, target].view(len(chunk), len(x)).mean(1).cpu())
-    coarse = torch.cat(out).view(len(ys), len(xs_))
-    return coarse.repeat_interleave(stride, 0)[: h - k + 1].repeat_interleave(stride, 1)[:, : w - k + 1]
+    rows = torch.cartesian_prod(torch.arange(len(triggers)), torch.arange(len(grid)))  # (job, position) pairs
+    tgt = torch.as_tensor(list(targets), device=x.device)
+    n, probs = len(x), []
+    for part in rows.split(max(1, chunk // n)):
+        job, pos = part[:, 0].repeat_interleave(n), grid[part[:, 1]].repeat_interleave(n, 0)
+        img = torch.arange(n).repeat(len(part))
+        xt = paste(x[img.to(x.device)], p_all[job.to(x.device), img.to(x.device)], pos[:, 0], pos[:, 1])
+        prob = F.softmax(model(xt).float(), 1).gather(1, tgt[job.to(x.device)].view(-1, 1)).view(len(part), n)
+        probs.append(prob.mean(1).cpu())
+    maps = torch.cat(probs).view(len(triggers), len(ys), len(xs_))
+    return [m.repeat_interleave(stride, 0)[: h - k + 1].repeat_interleave(stride, 1)[:, : w - k + 1] for m in maps]
 
 
-def train_generator(model: nn.Module, x: torch.Tensor, target: int, *, patch_size: int | None = 3,
-                    hidden: int = 2048, beta: float = 0.5, alpha: float = 0.1, lr: float = 2e-4,
-                    betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128, steps: int = 100,
-                    noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
-                    max_blend: float = 0.3, positions: str = "uniform", position_temperature: float = 0.05,
-                    seed: int = 0, progress: bool | None = None) -> tuple[GeneratedTrigger, dict[str, list[float]]]:
-    """Train ``G`` (and MINE's ``T``) on clean images ``x`` to minimise the MESA loss for class ``target``.
+def _check_jobs(jobs: Sequence[Job], n_cls: int, image_shape: tuple[int, int, int]) -> None:
+    if not jobs or not all(isinstance(j, Job) for j in jobs):
+        raise ValueError(f"jobs must be a non-empty list of Job, got {jobs!r}")
+    for j in jobs:
+        check_class(j.target, n_cls, "target")
+        check_fraction(j.beta, "beta", high_closed=False)
+        if j.patch_size is not None:
+            check_positive_int(j.patch_size, "patch_size")
+            if j.patch_size > min(image_shape[1:]):
+                raise ValueError(f"patch_size must fit in the {image_shape[1]}x{image_shape[2]} image, "
+                                 f"got patch_size={j.patch_size}")
 
-    Returns the :class:`GeneratedTrigger` and a history ``{"hinge", "mi", "asr"}`` (one value per step; asr is
-    the fraction of the batch classified as ``target``). ``model`` is used frozen and in eval mode.
-    Deterministic under ``seed``; the caller's global RNG state (CPU and CUDA) is left as it was.
+
+def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, hidden: int = 2048, alpha: float = 0.1,
+                     lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128,
+                     steps: int = 100, noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
+                     max_blend: float = 0.3, positions: str = "uniform", position_temperature: float = 0.05,
+                     progress: bool | None = None, desc: str = "generators"
+                     ) -> list[tuple[GeneratedTrigger, dict[str, list[float]]]]:
+    """Train one ``G`` (and MINE's ``T``) per job on clean images ``x`` to minimise the MESA loss for the job's
+    class, all jobs as one batched model (one stack per patch size); returns ``(trigger, history)`` per job.
+
+    The summed loss ``Σ_j L_G(j)`` is minimised by one Adam over the stacked weights, which is exactly one Adam per
+    job. History per job: ``{"hinge", "mi", "asr"}``, one value per step (asr: the fraction of the job's batch
+    classified as its target). ``model`` is used frozen and in eval mode. Deterministic under the jobs' seeds;
+    the caller's global RNG state (CPU and CUDA) is left as it was.
     """
     check_images(x, "x")
     with torch.no_grad():
         n_cls = int(model.eval()(x[:1]).shape[1])
-    check_class(target, n_cls, "target")
-    check_fraction(beta, "beta", high_closed=False)
+    _check_jobs(jobs, n_cls, tuple(x.shape[1:]))
     check_number(alpha, "alpha")
     check_positive_number(lr, "lr")
     check_number(noise_std, "noise_std")
     check_positive_number(position_temperature, "position_temperature")
-    check_positive_int(steps, "steps")
-    check_positive_int(batch_size, "batch_size")
-    check_positive_int(mine_hidden, "mine_hidden")
+    for name, v in (("steps", steps), ("batch_size", batch_size), ("mine_hidden", mine_hidden), ("hidden", hidden)):
+        check_positive_int(v, name)
+    check_fraction(max_blend, "max_blend")
     if positions not in ("uniform", "adaptive"):
         raise ValueError(f"positions must be 'uniform' or 'adaptive', got {positions!r}")
-    dev = x.device
-    gen = torch.Generator().manual_seed(seed)
+    dev, shape, bs = x.device, tuple(x.shape[1:]), batch_size
+    gens = [torch.Generator().manual_seed(j.seed) for j in jobs]
+    trigs, mines = [], []
+    for j in jobs:  # weights drawn from each job's own seed, as a lone job would draw them
+        with forked_seed(j.seed, dev):
+            g = TriggerGenerator(shape, j.patch_size, hidden, max_blend=max_blend).to(dev)
+            mines.append(Mine(int(torch.tensor(g.out_shape).prod()), mine_hidden, mine_rate).to(dev))
+        trigs.append(GeneratedTrigger(g, seed=j.seed, target=j.target))
+    sizes = dict.fromkeys(j.patch_size for j in jobs)
+    groups = {k: [i for i, j in enumerate(jobs) if j.patch_size == k] for k in sizes}  # one stack per architecture
+    g_stacks = {k: Stack([trigs[i].generator for i in idx]) for k, idx in groups.items()}
+    t_stacks = {k: Stack([mines[i] for i in idx]) for k, idx in groups.items()}
+    opt_g = torch.optim.Adam([p for s in g_stacks.values() for p in s.parameters()], lr=lr, betas=betas)
+    opt_t = torch.optim.Adam([p for s in t_stacks.values() for p in s.parameters()], lr=lr, betas=betas)
+    order = [i for idx in groups.values() for i in idx]  # job order of the concatenated victim batch
+    tgt = torch.tensor([jobs[i].target for i in order], device=dev)
+    beta = torch.tensor([jobs[i].beta for i in order], device=dev).view(-1, 1)
+    hist: list[dict[str, list[float]]] = [{"hinge": [], "mi": [], "asr": []} for _ in jobs]
     model.eval()
-    with forked_seed(seed, dev), frozen(model):  # global draws (weight init, MINE's shuffle) seeded, then restored
-        G = TriggerGenerator(tuple(x.shape[1:]), patch_size, hidden, max_blend=max_blend).to(dev)
-        mine = Mine(int(torch.tensor(G.out_shape).prod()), mine_hidden, mine_rate).to(dev)
-        opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
-        opt_t = torch.optim.Adam(mine.parameters(), lr=lr, betas=betas)
-        trig = GeneratedTrigger(G, seed=seed, target=target)
-        hist: dict[str, list[float]] = {"hinge": [], "mi": [], "asr": []}
-        for step in tqdm(range(steps), desc=f"generator t={target}", disable=not progress_enabled(progress),
-                         leave=False):
-            if positions == "adaptive" and patch_size is not None and step == steps // 2:
-                heat = position_heatmap(model, trig, x[:8], target, seed)
-                trig.position_probs = torch.softmax(heat.flatten() / position_temperature, 0)
-            G.train()
-            xb = x[torch.randint(0, len(x), (batch_size,), generator=gen).to(dev)]
-            z = sample_noise(batch_size, gen, dev)
-            y = G(z) + noise_std * torch.randn(batch_size, *G.out_shape, generator=gen).to(dev)
-            p = y.clamp(0, 1)
-            if G.blend:
-                a = G.blend_weight()
-                xt = (1 - a) * xb + a * p
-            else:
-                xt = paste(xb, p, *trig.positions(batch_size, gen))
-            out = model(xt).float()
-            prob = F.softmax(out, 1)[:, target]
-            hinge = prob.clamp(max=beta).mean()
-            mi, surrogate = mine(z, y)
-            loss = -hinge - alpha * surrogate
-            descend(opt_g, loss, f"generator training at step {step}",
+    with frozen(model):
+        for step in tqdm(range(steps), desc=desc, disable=not progress_enabled(progress), leave=False):
+            if positions == "adaptive" and step == steps // 2:
+                for k, idx in groups.items():
+                    if k is None:
+                        continue
+                    g_stacks[k].write_back()
+                    heats = position_heatmaps(model, [trigs[i] for i in idx], x[:8], [jobs[i].target for i in idx],
+                                              [jobs[i].seed for i in idx])
+                    for i, heat in zip(idx, heats):
+                        trigs[i].position_probs = torch.softmax(heat.flatten() / position_temperature, 0)
+            draws = {}
+            for i, (job, gen) in enumerate(zip(jobs, gens)):  # every job's draws from its own generator
+                out_shape = trigs[i].generator.out_shape
+                xb = x[torch.randint(0, len(x), (bs,), generator=gen).to(dev)]
+                z, eps = sample_noise(bs, gen, dev), torch.randn(bs, *out_shape, generator=gen).to(dev)
+                where = trigs[i].positions(bs, gen) if job.patch_size is not None else None
+                draws[i] = (xb, z, eps, where, torch.randperm(bs, generator=gen).to(dev),
+                            torch.randperm(bs, generator=gen).to(dev))
+            stamped, ys, zs, mi_parts, sur_parts = [], {}, {}, [], []
+            for k, idx in groups.items():
+                z = torch.stack([draws[i][1] for i in idx])
+                y = g_stacks[k](z) + noise_std * torch.stack([draws[i][2] for i in idx])
+                p, xb = y.clamp(0, 1), torch.stack([draws[i][0] for i in idx])
+                if k is None:
+                    a = (max_blend * torch.sigmoid(g_stacks[k].params["blend_logit"])).view(-1, 1, 1, 1, 1)
+                    stamped.append(((1 - a) * xb + a * p).flatten(0, 1))
+                else:
+                    tops = torch.cat([draws[i][3][0] for i in idx])
+                    lefts = torch.cat([draws[i][3][1] for i in idx])
+                    stamped.append(paste(xb.flatten(0, 1), p.flatten(0, 1), tops, lefts))
+                mi, sur = t_stacks[k](z, y, torch.stack([draws[i][4] for i in idx]))
+                ys[k], zs[k] = y, z
+                mi_parts.append(mi)
+                sur_parts.append(sur)
+            out = model(torch.cat(stamped)).float()
+            prob = F.softmax(out, 1).gather(1, tgt.repeat_interleave(bs).view(-1, 1)).view(len(order), bs)
+            hinge = torch.minimum(prob, beta).mean(1)
+            surrogate = torch.cat(sur_parts)
+            descend(opt_g, (-hinge - alpha * surrogate).sum(), f"generator training at step {step}",
                     f"lower lr (now {lr}) or check that the model's outputs are finite")
             opt_t.zero_grad(set_to_none=True)
-            (-mine(z, y.detach(), update=False)[1]).backward()
+            t_loss = sum(-t_stacks[k](zs[k], ys[k].detach(), torch.stack([draws[i][5] for i in idx]),
+                                      update=False)[1].sum() for k, idx in groups.items())
+            t_loss.backward()
             opt_t.step()
-            hist["hinge"].append(float(hinge.detach()))
-            hist["mi"].append(float(mi.detach()))
-            hist["asr"].append(float((out.argmax(1) == target).float().mean()))
-    G.eval()
-    return trig, hist
+            asr = (out.argmax(1) == tgt.repeat_interleave(bs)).float().view(len(order), bs).mean(1)
+            for i, h, m, a in zip(order, hinge.tolist(), torch.cat(mi_parts).tolist(), asr.tolist()):
+                hist[i]["hinge"].append(h)
+                hist[i]["mi"].append(m)
+                hist[i]["asr"].append(a)
+    for s in g_stacks.values():
+        s.write_back()
+    for t in trigs:
+        t.generator.eval()
+    return list(zip(trigs, hist))
+
+
+def train_generator(model: nn.Module, x: torch.Tensor, target: int, *, patch_size: int | None = 3, beta: float = 0.5,
+                    seed: int = 0, **kwargs) -> tuple[GeneratedTrigger, dict[str, list[float]]]:
+    """One job of :func:`train_generators`: the generator of class ``target`` (same arguments, same result)."""
+    return train_generators(model, x, [Job(target, patch_size, seed, beta)], **kwargs)[0]

@@ -12,7 +12,8 @@ with the floor ``δ`` *[ours]* because clean classes often all score ~0, making 
 class with the largest ``a_c`` (signed: only a *high* score is suspicious); ``outlier`` says whether it exceeds
 ``threshold`` (2 by convention).
 Trigger kinds are searched in order (``"patch"`` then ``"blend"``) and the search stops at the first kind that
-yields an outlier *[ours]*.
+yields an outlier *[ours]*. The K generators of one kind are trained as one batched model
+(:func:`~unlearnlib.recover.mesa.train_generators`): one forward of the victim per step serves every class.
 """
 
 from __future__ import annotations
@@ -23,30 +24,38 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..checks import check_fraction, check_number, check_positive_int, check_positive_number
 from ..data import Data
 from ..device import progress_enabled
-from ..metrics import attack_rate
+from ..metrics import predict
 from .anomaly import anomaly_index
-from .mesa import GeneratedTrigger, TriggerEnsemble, train_generator
+from .mesa import GeneratedTrigger, Job, TriggerEnsemble, train_generators
+from .shared import shared_or_compute
 
 KINDS = ("patch", "blend")
 
 
+def proxy_rates(model: nn.Module, triggers: list[Any], heldout: Data, targets: list[int],
+                draws: int = 1) -> list[float]:
+    """Per trigger j: its attack rate on the held-out images whose label is not ``targets[j]`` (``draws`` copies
+    each). All stamped sets go through the model in one pass."""
+    parts = [trig.apply(heldout.x[heldout.y != t].repeat(draws, 1, 1, 1)) for trig, t in zip(triggers, targets)]
+    pred = predict(model, torch.cat(parts)) if parts else torch.empty(0)
+    return [float((p == t).float().mean()) if len(p) else 0.0
+            for p, t in zip(pred.split([len(x) for x in parts]), targets)]
+
+
 def proxy_rate(model: nn.Module, trigger: Any, heldout: Data, target: int, draws: int = 1) -> float:
     """Attack rate of ``trigger`` on the held-out images whose label is not ``target`` (``draws`` copies each)."""
-    x = heldout.x[heldout.y != target]
-    if len(x) == 0:
-        return 0.0
-    return attack_rate(model, trigger.apply(x.repeat(draws, 1, 1, 1)), target)
+    return proxy_rates(model, [trigger], heldout, [target], draws)[0]
 
 
-def kind_kwargs(kind: str, patch_size: int) -> dict[str, Any]:
+def kind_patch_size(kind: str, patch_size: int) -> int | None:
+    """The generator's patch size for a trigger kind (``None``: a full-image blend)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return {"patch_size": patch_size if kind == "patch" else None, "positions": "adaptive"}
+    return patch_size if kind == "patch" else None
 
 
 @dataclass
@@ -74,16 +83,17 @@ class SearchResult:
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = 15, batch_size: int = 32, patch_size: int = 3,
-                  threshold: float = 2.0, mad_floor: float = 0.01, min_score: float = 0.25, seed: int = 0,
-                  progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
-    """Train one generator per class (``steps`` steps each) and return the outlying class.
+                  threshold: float = 2.0, mad_floor: float = 0.01, min_score: float = 0.25, beta: float = 0.5,
+                  seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
+    """Train one generator per class (``steps`` steps, class c seeded ``seed + c``, all classes batched) and return
+    the outlying class.
 
     A class is an outlier when its anomaly index exceeds ``threshold`` *and* its triggers fire on at least
     ``min_score`` of the held-out images *[ours]*: with a few dozen held-out images and the MAD floor, one flipped
     image already makes an anomaly index above 2, while a planted backdoor fires on most images. An outlier of a
     later kind beats a non-outlier of an earlier one.
 
-    ``generator_kwargs`` go to :func:`~unlearnlib.recover.mesa.train_generator` (beta, alpha, lr, hidden, ...).
+    ``generator_kwargs`` go to :func:`~unlearnlib.recover.mesa.train_generators` (alpha, lr, hidden, ...).
     """
     check_positive_int(steps, "search_steps")
     check_positive_int(num_classes, "num_classes", minimum=2)
@@ -95,13 +105,13 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     start = time.perf_counter()
     best: SearchResult | None = None
     all_scores: dict[str, list[float]] = {}
+    classes = list(range(num_classes))
     for kind in kinds:
-        scores = []
-        for c in tqdm(range(num_classes), desc=f"target search ({kind})", disable=not progress_enabled(progress),
-                      leave=False):
-            trig, _ = train_generator(model, train.x, c, steps=steps, batch_size=batch_size, seed=seed + c,
-                                      progress=False, **kind_kwargs(kind, patch_size), **generator_kwargs)
-            scores.append(proxy_rate(model, trig, heldout, c))
+        jobs = [Job(c, kind_patch_size(kind, patch_size), seed + c, beta) for c in classes]
+        trained = train_generators(model, train.x, jobs, steps=steps, batch_size=batch_size, positions="adaptive",
+                                   progress=progress_enabled(progress), desc=f"target search ({kind})",
+                                   **generator_kwargs)
+        scores = proxy_rates(model, [t for t, _ in trained], heldout, classes)
         anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
         all_scores[kind] = scores
@@ -127,10 +137,11 @@ class Recovery:
     kind_rates: dict[str, float]
     search: SearchResult | None
     seconds: float
+    reused: bool = False  # taken from the shared memo (see :mod:`unlearnlib.recover.shared`)
 
     def info(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"trigger_kind": self.kind, "kind_rates": {k: round(v, 4) for k, v in
-                                                                         self.kind_rates.items()}}
+        out: dict[str, Any] = {"trigger_kind": self.kind, "recovery_reused": self.reused,
+                               "kind_rates": {k: round(v, 4) for k, v in self.kind_rates.items()}}
         if self.search is not None:
             s = self.search.info()
             out.update(search_scores=s["scores"], search_anomaly=s["anomaly"], search_outlier=s["outlier"],
@@ -145,31 +156,44 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
-    One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]``; the kind whose triggers reach
-    the higher attack rate on ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch
-    or a blend). With several ``betas`` the winner becomes a MESA ensemble, one member per β.
+    One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
+    seeded ``seed + 100``); the kind whose triggers reach the higher attack rate on ``heldout`` wins *[ours]* (a
+    defender does not know whether the trigger is a patch or a blend). With several ``betas`` the winner becomes a
+    MESA ensemble, one member per β (the extra members batched, seeded ``seed + 101 + i``).
+
+    Within :func:`~unlearnlib.recover.shared.sharing` an identical call (same model weights, data and arguments)
+    returns the recovery computed before instead of training again.
     """
+    args = dict(kinds=tuple(kinds), patch_size=patch_size, hidden=hidden, betas=tuple(betas), gen_alpha=gen_alpha,
+                gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size, search_steps=search_steps,
+                search_batch_size=search_batch_size, max_blend=max_blend, threshold=threshold, seed=seed,
+                target=target, num_classes=num_classes)
+    return shared_or_compute((model, train, heldout, args),
+                             lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
+                                 k: v for k, v in args.items() if k not in ("target", "num_classes")}))
+
+
+def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None, *,
+             kinds: tuple[str, ...], patch_size: int, hidden: int, betas: tuple[float, ...], gen_alpha: float,
+             gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int, search_batch_size: int,
+             max_blend: float, threshold: float, seed: int, progress: bool | None) -> Recovery:
     start = time.perf_counter()
-    common = dict(hidden=hidden, alpha=gen_alpha, lr=gen_lr, max_blend=max_blend)
+    common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, lr=gen_lr, max_blend=max_blend)
     search = None
     if target is None:
         search = search_target(model, train, heldout, num_classes, kinds=kinds, steps=search_steps,
                                batch_size=search_batch_size, patch_size=patch_size, threshold=threshold, seed=seed,
-                               progress=progress, beta=betas[0], **common)
+                               beta=betas[0], progress=progress, **common)
         target = search.target
-    finals: dict[str, GeneratedTrigger] = {}
-    rates: dict[str, float] = {}
-    for kind in kinds:
-        finals[kind], _ = train_generator(model, train.x, target, steps=gen_steps, batch_size=gen_batch_size,
-                                          beta=betas[0], seed=seed + 100, progress=progress,
-                                          **kind_kwargs(kind, patch_size), **common)
-        rates[kind] = proxy_rate(model, finals[kind], heldout, target)
+    common.update(positions="adaptive", progress=progress_enabled(progress))
+    jobs = [Job(target, kind_patch_size(kind, patch_size), seed + 100, betas[0]) for kind in kinds]
+    finals = [t for t, _ in train_generators(model, train.x, jobs, steps=gen_steps, batch_size=gen_batch_size,
+                                             desc="final generators", **common)]
+    rates = dict(zip(kinds, proxy_rates(model, finals, heldout, [target] * len(kinds))))
     kind = max(rates, key=lambda k: rates[k])
-    trigger: GeneratedTrigger | TriggerEnsemble = finals[kind]
+    trigger: GeneratedTrigger | TriggerEnsemble = finals[list(kinds).index(kind)]
     if len(betas) > 1:
-        members = [finals[kind]] + [
-            train_generator(model, train.x, target, steps=gen_steps, batch_size=gen_batch_size, beta=b,
-                            seed=seed + 101 + i, progress=progress, **kind_kwargs(kind, patch_size), **common)[0]
-            for i, b in enumerate(betas[1:])]
-        trigger = TriggerEnsemble(members)
+        more = [Job(target, kind_patch_size(kind, patch_size), seed + 101 + i, b) for i, b in enumerate(betas[1:])]
+        trigger = TriggerEnsemble([trigger] + [t for t, _ in train_generators(
+            model, train.x, more, steps=gen_steps, batch_size=gen_batch_size, desc="ensemble generators", **common)])
     return Recovery(trigger, target, kind, rates, search, time.perf_counter() - start)
