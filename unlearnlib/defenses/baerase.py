@@ -55,7 +55,7 @@ from ..checks import (
 from ..data import Data
 from ..device import autocast, cpu_threads, progress_enabled
 from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
-from ..recover.target_search import KINDS, Recovery, proxy_rate, recover
+from ..recover.target_search import KINDS, Recovery, recover
 from ..registry import DEFENSES
 from ..train import DivergenceError, descend
 from .base import Defense, DefenseResult
@@ -64,15 +64,22 @@ __all__ = ["BAErase", "DivergenceError", "Recovery", "recover", "unlearn"]
 
 
 @torch.no_grad()
-def live_fraction(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, heldout: Data, target: int,
-                  tau: float, draws: int = 4) -> float:
-    """The stop proxy *[ours]*: among held-out non-target images stamped with generated triggers (``draws`` each),
-    the fraction whose target probability is still above ``e^-τ`` (whose bounded ascent term is not saturated)."""
+def proxy_stats(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, heldout: Data, target: int,
+                tau: float, draws: int = 4) -> tuple[float, float]:
+    """``(proxy asr, live fraction)`` from one forward: among held-out non-target images stamped with generated
+    triggers (``draws`` each), the fraction classified as ``target`` and the fraction whose target probability
+    is still above ``e^-τ`` (whose bounded ascent term is not saturated: the stop proxy *[ours]*)."""
     x = heldout.x[heldout.y != target]
     if len(x) == 0:
-        return 0.0
-    logp = F.log_softmax(model.eval()(trigger.apply(x.repeat(draws, 1, 1, 1))).float(), 1)[:, target]
-    return float((logp > -tau).float().mean())
+        return 0.0, 0.0
+    logp = F.log_softmax(model.eval()(trigger.apply(x.repeat(draws, 1, 1, 1))).float(), 1)
+    return float((logp.argmax(1) == target).float().mean()), float((logp[:, target] > -tau).float().mean())
+
+
+def live_fraction(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, heldout: Data, target: int,
+                  tau: float, draws: int = 4) -> float:
+    """The stop proxy *[ours]* alone (see :func:`proxy_stats`)."""
+    return proxy_stats(model, trigger, heldout, target, tau, draws)[1]
 
 
 def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, epochs: int, batch_size: int,
@@ -132,8 +139,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
 
     def record(clean: float, ascent: float) -> float:
         model.eval()
-        asr = proxy_rate(model, trigger, heldout, target, proxy_draws)
-        live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
+        asr, live = proxy_stats(model, trigger, heldout, target, live_tau, proxy_draws)
         with torch.no_grad():
             acc = float((model(heldout.x).argmax(1) == heldout.y).float().mean())
         for k, v in zip(hist, (clean, ascent, asr, acc, live)):
