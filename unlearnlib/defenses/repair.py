@@ -72,4 +72,4 @@ class AgmeRepair(Agme):
         repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers, lam=self.lam, mu=self.mu,
                                      keep_weight=self.keep_weight, augment=self.augment)
         return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None,
-                                        "recovery_seconds": recovery_seconds})
+                                        "recovery_seconds": recovery_seconds}, recovered, tgt)
