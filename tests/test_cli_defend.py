@@ -105,7 +105,8 @@ def bad(files, tmp_path, scenario):
                  "106 missing keys (layer1.0.bn1.weight"),
         "classes": (["--dataset", f"folder:{three}"],
                     "shape mismatches (checkpoint != model: fc2.weight (10, 128) != (3, 128)"),
-        "pickled": (["--model-file", str(pickled)], "holds a pickled Python object, which weights_only loading"),
+        "pickled": (["--model-file", str(pickled)], "holds a pickled Python object (unlearnlib.models.SmallCNN), which "
+                    "weights_only loading refuses"),
         "no-file": (["--model-file", str(tmp_path / "none.pt")], "model_file="),
         "one-class": (["--dataset", f"folder:{write_png_folder(tmp_path / 'one', {'a': 8})}"], "found one class"),
         "mixed": (["--dataset", f"folder:{write_png_folder(tmp_path / 'mix', {'a': 8, 'b': 9})}"],
@@ -121,13 +122,14 @@ def bad(files, tmp_path, scenario):
         "format": (["--out", str(tmp_path / "out" / "d.safetensors")], "must be in model_file's format"),
         "unseen": (["--defense", "finetune", "--unseen", "151"], "unseen must be an integer in [1, 150]"),
         "defense": (["--defense", "magic"], "defense='magic' is not known"),
+        "report-dir": (["--report", str(files)], "is a folder; give a file path"),
         "target": (["--defense", "agme", "--target", "10"], "target must be a class index in [0, 9]"),
     }
 
 
 @pytest.mark.parametrize("case", ["arch", "classes", "pickled", "no-file", "one-class", "mixed", "empty",
                                   "no-folder", "no-trigger", "trigger-shape", "no-target", "format", "unseen",
-                                  "defense", "target"])
+                                  "defense", "report-dir", "target"])
 def test_bad_inputs_are_one_error_line_and_write_nothing(files, tmp_path, bad, case, capsys):
     argv, match = bad[case]
     base = {"--model-file": str(files / "ckpt.pt"), "--arch": "cnn", "--dataset": f"folder:{files / 'digits'}",
@@ -180,3 +182,20 @@ def test_dataset_unavailable_is_an_error_line_and_download_is_a_flag(tmp_path, m
                                      "--out", "o.pt"]):
         assert parser.parse_args([*cmd, "--download"]).download is True
     assert parser.parse_args(["run"]).download is None  # the profile decides
+
+
+def test_run_trains_on_a_folder_dataset_resized(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 256, (10, 10, 3), dtype=np.uint8), "RGB").save(
+                tmp_path / "imgs" / c / f"{i}.png")
+    out = tmp_path / "r.json"
+    assert main(["run", "--dataset", f"folder:{tmp_path / 'imgs'}", "--image-size", "12", "--defense", "none",
+                 "--out", str(out), "--no-progress"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["dataset"] == f"folder:{tmp_path / 'imgs'}" and 0 <= rec["before"]["acc"] <= 1
+    assert main(["run", "--dataset", f"folder:{tmp_path / 'imgs'}", "--no-progress"]) == 0  # 10x10: no resize needed
+    assert main(["run", "--dataset", "mnist5k", "--image-size", "12", "--no-progress"]) == 2
+    assert "image_size and parts apply to folder:PATH datasets only" in capsys.readouterr().err

@@ -18,6 +18,7 @@ A trigger file (``torch.save`` of a dict, read with ``weights_only=True``) holds
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,9 +43,10 @@ def _torch_load(path: Path, param: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{param}={str(path)!r} holds a pickled Python object, which weights_only loading refuses "
-                         f"(unpickling can run code: {first[:160]}); save tensors only, e.g. "
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(f"{param}={str(path)!r} holds a pickled Python object{what}, which weights_only loading "
+                         "refuses because unpickling can run code; save the tensors only: "
                          "torch.save(model.state_dict(), path)") from exc
     except (RuntimeError, EOFError, OSError) as exc:
         raise ValueError(f"{param}={str(path)!r} is not a torch.save file ({type(exc).__name__}: "

@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .bench import cmd_bench
 
             cmd_bench(args)
-    except (ValueError, TypeError, DatasetUnavailable) as exc:
+    except (ValueError, TypeError, DatasetUnavailable, OSError) as exc:  # OSError: an output that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -61,6 +61,9 @@ def _check_paths(model_file: Path, out: Path, report: Path) -> None:
         raise ValueError(f"out={str(out)!r} must differ from model_file: the input checkpoint is never overwritten")
     if report.resolve() in (out.resolve(), model_file.resolve()):
         raise ValueError(f"report={str(report)!r} must differ from out and model_file")
+    for name, path in (("out", out), ("report", report)):
+        if path.is_dir():
+            raise ValueError(f"{name}={str(path)!r} is a folder; give a file path")
 
 
 def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: str = "agme",
