@@ -102,9 +102,9 @@ def bad(files, tmp_path, scenario):
     torch.save({"mask": torch.ones(1, 32, 32), "pattern": torch.ones(3, 32, 32)}, wrong_trigger)
     return {
         "arch": (["--arch", "preact-resnet18"], "does not match arch='preact-resnet18' for this data: "
-                 "106 missing keys (layer1.0.bn1.weight"),
+                 "106 missing key(s) (layer1.0.bn1.weight"),
         "classes": (["--dataset", f"folder:{three}"],
-                    "shape mismatches (checkpoint != model: fc2.weight (10, 128) != (3, 128)"),
+                    "shape mismatch(es) (checkpoint != model: fc2.weight (10, 128) != (3, 128)"),
         "pickled": (["--model-file", str(pickled)], "holds a pickled Python object (unlearnlib.models.SmallCNN), which "
                     "weights_only loading refuses"),
         "no-file": (["--model-file", str(tmp_path / "none.pt")], "model_file="),

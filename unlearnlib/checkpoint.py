@@ -91,9 +91,9 @@ def load_weights(model: nn.Module, path: str | Path, param: str = "model_file", 
     shapes = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in own.items()
               if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
-        what = [f"{len(missing)} missing keys ({_brief(missing)})" if missing else "",
-                f"{len(unexpected)} unexpected keys ({_brief(unexpected)})" if unexpected else "",
-                f"{len(shapes)} shape mismatches (checkpoint != model: {_brief(shapes, 3)})" if shapes else ""]
+        what = [f"{len(missing)} missing key(s) ({_brief(missing)})" if missing else "",
+                f"{len(unexpected)} unexpected key(s) ({_brief(unexpected)})" if unexpected else "",
+                f"{len(shapes)} shape mismatch(es) (checkpoint != model: {_brief(shapes, 3)})" if shapes else ""]
         name = arch or type(model).__name__
         raise ValueError(f"{param}={str(path)!r} does not match arch={name!r} for this data: "
                          + "; ".join(w for w in what if w)
