@@ -23,10 +23,11 @@ def memo_splits(monkeypatch):
     """Load each split once per session (parsing mnist5k dominates a tiny grid's time)."""
     real = experiment.load_dataset
 
-    def memo(name, seed=0, download=False):
-        if (name, seed) not in _SPLITS:
-            _SPLITS[(name, seed)] = real(name, seed=seed, download=download)
-        return _SPLITS[(name, seed)]
+    def memo(name, seed=0, download=False, **kw):
+        key = (name, seed, *sorted(kw.items()))
+        if key not in _SPLITS:
+            _SPLITS[key] = real(name, seed=seed, download=download, **kw)
+        return _SPLITS[key]
 
     monkeypatch.setattr(experiment, "load_dataset", memo)
 

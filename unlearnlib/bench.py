@@ -84,7 +84,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              defenses: Sequence[str] | None = None, seeds: Sequence[int] = (0, 1, 2), out: str | Path = "results",
              progress: bool | None = None, *, dataset: str | None = None, target: int | None = None,
              poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
-             strict: bool = False, write: bool = True) -> pd.DataFrame:
+             strict: bool = False, write: bool = True, download: bool | None = None,
+             image_size: int | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks``/``defenses`` default to every registered one; ``known_target`` hands the attack's target to the
@@ -109,12 +110,15 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         config = {"profile": prof.name, "dataset": dataset, "attack": attack, "defense": defense, "seed": seed,
                   "target": target, "poison_ratio": poison_ratio, "known_target": known_target,
                   "defense_params": defense_defaults(defense), "version": __version__, "code": source_fingerprint()}
+        if image_size is not None:
+            config["image_size"] = image_size
         path = cell_path(out, attack, defense, seed)
         rec = _read_cell(path, config)
         if rec is None:
             if (attack, seed) not in scenarios:
                 scenarios = {(attack, seed): make_scenario(prof, attack, seed, dataset=dataset, target=target,
-                                                           poison_ratio=poison_ratio, device=device, progress=False)}
+                                                           poison_ratio=poison_ratio, device=device, progress=False,
+                                                           download=download, image_size=image_size)}
             sc = scenarios[(attack, seed)]
             try:
                 rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
@@ -250,7 +254,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     df = run_grid(args.profile, args.attacks, args.defenses, args.seeds, args.out,
                   False if args.no_progress else None, dataset=args.dataset, target=args.target,
                   poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
-                  strict=args.strict)
+                  strict=args.strict, download=args.download, image_size=args.image_size)
     if (df["status"] == "ok").any():
         print(to_markdown(summarise(df)))
     print(f"wrote {args.out}/grid.csv, grid.md, asr_vs_seconds.png, asr_vs_unseen.png and {len(df)} cells")

@@ -1,4 +1,7 @@
-"""``python -m unlearnlib run ...``: one attack, one defense, one seed -> a printed table and a JSON record."""
+"""``python -m unlearnlib run ...``: one attack, one defense, one seed -> a printed table and a JSON record.
+
+``bench`` runs the grid (:mod:`unlearnlib.bench`); ``defend`` defends your own checkpoint (:mod:`unlearnlib.defend`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .data import DatasetUnavailable
 from .profiles import PROFILES
 from .registry import ATTACKS, DATASETS
 from .zoo import atomic_write_text
@@ -28,7 +32,11 @@ def format_record(rec: dict[str, Any]) -> str:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES.names())}")
-    p.add_argument("--dataset", default=None, help=f"overrides the profile's; one of: {', '.join(DATASETS.names())}")
+    p.add_argument("--dataset", default=None, help="overrides the profile's; one of: "
+                   f"{', '.join(n for n in DATASETS.names() if n != 'folder')}, folder:PATH (your own images)")
+    p.add_argument("--image-size", type=int, default=None, help="resize a folder:PATH dataset's images to N x N")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="download a torchvision dataset if missing (the full profile does by default)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--target", type=int, default=None, help="target class (default: the profile's)")
     p.add_argument("--poison-ratio", type=float, default=None, help="fraction of the training set poisoned")
@@ -48,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="give the defense the attack's target instead of letting it search")
     run.add_argument("--out", type=Path, default=None, help="write the JSON record here")
     from .bench import add_bench_parser
+    from .defend import add_defend_parser
 
     add_bench_parser(sub, _add_common)
+    add_defend_parser(sub)
     return parser
 
 
@@ -61,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     ATTACKS.get(args.attack)
     progress = False if args.no_progress else None
     sc = make_scenario(args.profile, args.attack, args.seed, dataset=args.dataset, target=args.target,
-                       poison_ratio=args.poison_ratio, device=args.device, progress=progress)
+                       poison_ratio=args.poison_ratio, device=args.device, progress=progress,
+                       download=args.download, image_size=args.image_size)
     rec = run_defense(sc, args.defense, args.unseen, target=sc.target if args.known_target else None,
                       device=args.device, progress=progress).record
     print(format_record(rec))
@@ -76,11 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             cmd_run(args)
+        elif args.command == "defend":
+            from .defend import cmd_defend
+
+            cmd_defend(args)
         else:
             from .bench import cmd_bench
 
             cmd_bench(args)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, DatasetUnavailable, OSError) as exc:  # OSError: an output that cannot be written
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -101,6 +101,7 @@ class Split:
     defender: Data  # the defender's "domain-equivalent unseen" pool; the attacker never sees it
     num_classes: int
     class_names: tuple[str, ...]
+    fingerprint: str = ""  # a hash of the files' contents, for data read from the user's disk (zoo cache key)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -118,8 +119,18 @@ def data_root() -> Path:
     return Path(os.environ.get("UNLEARNLIB_DATA", cache_dir() / "data"))
 
 
-def load_dataset(name: str = "mnist5k", seed: int = 0, download: bool = False) -> Split:
-    """Load a registered dataset and split it, stratified and fixed by ``seed``."""
+def load_dataset(name: str = "mnist5k", seed: int = 0, download: bool = False, *, image_size: int | None = None,
+                 parts: str = "all") -> Split:
+    """Load a registered dataset and split it, stratified and fixed by ``seed``.
+
+    ``name`` is a registered name or ``folder:PATH`` (your own images, :mod:`unlearnlib.image_folder`), which
+    alone takes ``image_size`` (resize to N x N) and ``parts`` (``"defender"``: no attacker part).
+    """
+    kind, _, path = name.partition(":") if isinstance(name, str) else (name, "", "")
+    if kind == "folder":
+        return DATASETS.get("folder")(path=path, seed=seed, image_size=image_size, parts=parts)
+    if image_size is not None or parts != "all":
+        raise ValueError(f"image_size and parts apply to folder:PATH datasets only, not dataset={name!r}")
     return DATASETS.get(name)(seed=seed, download=download)
 
 
@@ -188,3 +199,6 @@ _torchvision("fashion-mnist", "FashionMNIST", ("T-shirt", "Trouser", "Pullover",
 _torchvision("cifar10", "CIFAR10", ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                     "truck"), 1000)
 _torchvision("gtsrb", "GTSRB", tuple(f"sign{i}" for i in range(43)), 2150)
+
+
+from . import image_folder  # noqa: E402,F401  (registers "folder": its loader uses Data and Split above)

@@ -31,6 +31,8 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
     dev = resolve_device(device)
     config = {"kind": "trained-model", "dataset": split.name, "split_seed": seed, "seed": seed,
               "model": profile.model, "train": profile.train_kwargs(), "attack": attack_config}
+    if split.fingerprint:  # data read from the user's disk: a changed file is a different model
+        config["data"] = split.fingerprint
     c, h, _ = split.image_shape
 
     def build() -> nn.Module:
@@ -79,23 +81,30 @@ class Scenario:
 
     def defender(self, n: int) -> Data:
         """The first ``n`` samples of the defender pool (class-balanced, fixed by the seed)."""
-        pool = len(self.split.defender)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= pool:
-            raise ValueError(f"unseen must be an integer in [1, {pool}] (the defender pool size), got {n!r}")
-        return self.split.defender.take(n, self.seed)
+        return take_unseen(self.split.defender, n, self.seed)
+
+
+def take_unseen(pool: Data, n: int, seed: int) -> Data:
+    """The first ``n`` samples of a defender ``pool`` (class-balanced, fixed by the seed), ``unseen`` checked."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(pool):
+        raise ValueError(f"unseen must be an integer in [1, {len(pool)}] (the defender pool size), got {n!r}")
+    return pool.take(n, seed)
 
 
 def make_scenario(profile: str | Profile = "quick", attack: str = "badnets", seed: int = 0, *,
                   dataset: str | None = None, model: str | None = None, target: int | None = None,
                   poison_ratio: float | None = None, attack_params: dict[str, Any] | None = None,
-                  device: str | torch.device = "auto", progress: bool | None = None) -> Scenario:
-    """Load the data, build the trigger, and train (or load from the zoo) the clean and backdoored models."""
+                  device: str | torch.device = "auto", progress: bool | None = None, download: bool | None = None,
+                  image_size: int | None = None) -> Scenario:
+    """Load the data, build the trigger, and train (or load from the zoo) the clean and backdoored models.
+
+    ``download`` overrides the profile's; ``image_size`` resizes a ``folder:PATH`` dataset's images."""
     prof = get_profile(profile)
-    overrides = {k: v for k, v in {"dataset": dataset, "model": model}.items() if v is not None}
+    overrides = {k: v for k, v in {"dataset": dataset, "model": model, "download": download}.items() if v is not None}
     if overrides:
         prof = Profile(**{**prof.to_dict(), **overrides})
     check_positive_int(seed, "seed", minimum=0)
-    split = load_dataset(prof.dataset, seed=seed, download=prof.download)
+    split = load_dataset(prof.dataset, seed=seed, download=prof.download, image_size=image_size)
     tgt = prof.target if target is None else target
     check_class(tgt, split.num_classes, "target")
     ratio = check_fraction(prof.poison_ratio if poison_ratio is None else poison_ratio, "poison_ratio")
@@ -115,36 +124,64 @@ class Run:
     model: nn.Module
 
 
+@dataclass
+class Defended:
+    """What :func:`apply_defense` returns: the defended model, the defense's ``info``, the ``unseen`` samples
+    used, the defense's own seconds, and the trigger and target it recovered (None when it did not search)."""
+
+    model: nn.Module
+    info: dict[str, Any]
+    unseen: int
+    seconds: float
+    trigger: Any = None
+    target: int | None = None
+
+
+def apply_defense(model: nn.Module, defense: str, pool: Data, unseen: int | None = None, *,
+                  trigger: Any = None, target: int | None = None, num_classes: int | None = None, seed: int = 0,
+                  device: str | torch.device = "auto", progress: bool | None = None,
+                  shared: RecoveryMemo | None = None, **params: Any) -> Defended:
+    """Apply a registered defense to ``model`` with ``unseen`` samples of the defender ``pool`` (default: the
+    defense's own default); the one path of ``run``, ``bench`` and ``defend``.
+
+    Backdoor-knowledge defenses get ``trigger`` (the others never see it); ``target`` is handed over as known
+    (else the defenses that need it search for it). ``seconds`` times the defense alone: its wall time plus, when
+    it reused a trigger recovery from ``shared`` (a :class:`~unlearnlib.recover.shared.RecoveryMemo`, as the
+    benchmark keeps), the seconds that recovery took when it was computed.
+    """
+    from .defenses import get_defense
+
+    d = get_defense(defense, device=device, seed=seed, progress=progress, **params)
+    if defense == "none":
+        return Defended(model, {}, 0, 0.0)
+    n = d.default_unseen if unseen is None else unseen
+    defender = take_unseen(pool, n, seed)
+    seed_everything(seed)
+    credit, start = shared.credited if shared else 0.0, time.perf_counter()
+    with sharing(shared):
+        out = d(model, defender, trigger=trigger if d.needs_trigger else None, target=target, num_classes=num_classes)
+    seconds = time.perf_counter() - start + (shared.credited - credit if shared else 0.0)  # + a reused recovery
+    return Defended(out.model, out.info, n, seconds, out.trigger, out.target)
+
+
 def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = None, *,
                 target: int | None = None, device: str | torch.device = "auto", progress: bool | None = None,
                 shared: RecoveryMemo | None = None, **params: Any) -> Run:
-    """Apply a registered defense to the scenario's backdoored model.
+    """Apply a registered defense to the scenario's backdoored model (:func:`apply_defense`) and measure it.
 
     Backdoor-knowledge defenses get the attack's trigger; the others get only ``unseen`` defender samples, and
     ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone: its
     wall time plus, when it reused a trigger recovery from ``shared`` (a
     :class:`~unlearnlib.recover.shared.RecoveryMemo`), the seconds that recovery took when it was computed.
     """
-    from .defenses import get_defense
-
-    d = get_defense(defense, device=device, seed=scenario.seed, progress=progress, **params)
-    if defense == "none":
-        n, model, info, seconds = 0, scenario.backdoored, {}, 0.0
-    else:
-        n = d.default_unseen if unseen is None else unseen
-        defender = scenario.defender(n)
-        seed_everything(scenario.seed)
-        credit, start = shared.credited if shared else 0.0, time.perf_counter()
-        with sharing(shared):
-            out = d(scenario.backdoored, defender, trigger=scenario.trigger if d.needs_trigger else None,
-                    target=target, num_classes=scenario.split.num_classes)
-        seconds = time.perf_counter() - start + (shared.credited - credit if shared else 0.0)  # + reused recovery
-        model, info = out.model, out.info
-    after = scenario.metrics(model)
+    out = apply_defense(scenario.backdoored, defense, scenario.split.defender, unseen, trigger=scenario.trigger,
+                        target=target, num_classes=scenario.split.num_classes, seed=scenario.seed, device=device,
+                        progress=progress, shared=shared, **params)
+    after = scenario.metrics(out.model)
     record = {
         "dataset": scenario.split.name, "attack": scenario.attack, "defense": defense, "seed": scenario.seed,
-        "target": scenario.target, "unseen": n, "before": scenario.before, "after": after,
-        "defense_seconds": seconds, "der": der(scenario.before, after), "profile": scenario.profile.name,
-        "info": info,
+        "target": scenario.target, "unseen": out.unseen, "before": scenario.before, "after": after,
+        "defense_seconds": out.seconds, "der": der(scenario.before, after), "profile": scenario.profile.name,
+        "info": out.info,
     }
-    return Run(record, model)
+    return Run(record, out.model)

@@ -53,15 +53,33 @@ def cache_key(config: dict[str, Any]) -> str:
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    atomic_write_all([(path, write)])
+
+
+def atomic_write_all(writes: list[tuple[Path, Callable[[Path], None]]]) -> None:
+    """Several files as one step: every ``write(tmp)`` runs on a temporary file first; only when all succeeded are
+    they renamed into place. A failing write leaves no file changed; a failing rename (rare: same folder)
+    removes the files already renamed, so no partial set remains."""
+    tmps: list[Path] = []
     try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for path, write in writes:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            os.close(fd)
+            tmps.append(Path(tmp))
+            write(Path(tmp))
+        done: list[Path] = []
+        try:
+            for tmp, (path, _) in zip(tmps, writes):
+                os.replace(tmp, path)
+                done.append(path)
+        except BaseException:
+            for path in done:
+                path.unlink(missing_ok=True)
+            raise
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -214,6 +214,7 @@ class BAErase(Defense):
     """
 
     name = "baerase"
+    recovers_trigger = True
     default_unseen = 175
     min_classes = 2
 
@@ -287,7 +288,7 @@ class BAErase(Defense):
         info = {"target": rec.target, "target_given": target is not None, **rec.info(),
                 "recovery_seconds": round(rec.seconds, 3), "unlearning_seconds": round(time.perf_counter() - start, 3),
                 "epochs_run": len(hist["proxy_asr"]) - 1, **{k: [round(v, 4) for v in vs] for k, vs in hist.items()}}
-        return DefenseResult(model, info)
+        return DefenseResult(model, info, rec.trigger, int(rec.target))
 
 
 def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int,

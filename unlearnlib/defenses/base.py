@@ -22,8 +22,13 @@ from ..registry import DEFENSES
 
 @dataclass
 class DefenseResult:
+    """The defended ``model``, an ``info`` dict, and -- for a defense that recovers them -- the ``trigger`` (an
+    object with ``.apply(x)``) and ``target`` it found, so a caller can measure the recovered trigger's asr."""
+
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
+    trigger: Any = None
+    target: int | None = None
 
 
 class Defense:
@@ -33,6 +38,7 @@ class Defense:
     default_unseen: ClassVar[int] = 50
     needs_trigger: ClassVar[bool] = False  # True: backdoor knowledge (the trigger is given)
     min_classes: ClassVar[int] = 1  # how many classes the defender set must cover
+    recovers_trigger: ClassVar[bool] = False  # True: searches a trigger and target (DefenseResult.trigger/.target)
 
     def __init__(self, device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         self.device = resolve_device(device)

@@ -270,6 +270,7 @@ class Agme(AgmeBDK):
     """
 
     name = "agme"
+    recovers_trigger = True
     default_unseen = 50
     needs_trigger = False
     min_classes = 2
@@ -312,4 +313,4 @@ class Agme(AgmeBDK):
         rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
         out = self.edit(model, defender.x, recovered)
         info = {**self.hyperparameters(), **rinfo, **out, "known_target": target is not None, "repair_seconds": 0.0}
-        return DefenseResult(model, info)
+        return DefenseResult(model, info, recovered, tgt)

@@ -33,6 +33,7 @@ class NCUnlearn(FineTuningDefense):
     """Recover the trigger with Neural Cleanse, then fine-tune with recovered-trigger images at their true labels."""
 
     name = "nc-unlearn"
+    recovers_trigger = True
     default_unseen = 175  # 5% of the 3,500 attacker-train samples: the BAERASE budget
     min_classes = 2
 
@@ -65,7 +66,7 @@ class NCUnlearn(FineTuningDefense):
                                 "nc_steps": self.nc_steps, "nc_lr": self.nc_lr, "nc_lam": self.nc_lam,
                                 "fraction": self.fraction}
         if self.require_detection and target is None and not nc.detected:
-            return DefenseResult(model, {**info, "unlearned": False, "stamped": 0})
+            return DefenseResult(model, {**info, "unlearned": False, "stamped": 0}, nc.trigger(tgt), tgt)
         recovered = nc.trigger(tgt)
         n_stamp = max(1, round(self.fraction * len(defender)))
         chosen = defender.take(n_stamp, self.seed)
@@ -74,7 +75,7 @@ class NCUnlearn(FineTuningDefense):
         data = Data(torch.cat([defender.x, stamped]), torch.cat([defender.y, chosen.y]))
         model = self.finetune(model, data, desc="nc-unlearn")
         return DefenseResult(model, {**info, "unlearned": True, "stamped": n_stamp,
-                                     "recovered_mask_l1": float(recovered.mask.sum())})
+                                     "recovered_mask_l1": float(recovered.mask.sum())}, recovered, tgt)
 
 
 def _nc_info(nc: Any) -> dict[str, Any]:

@@ -71,4 +71,5 @@ class AgmeRepair(Agme):
         rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
         repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers, lam=self.lam, mu=self.mu,
                                      keep_weight=self.keep_weight, augment=self.augment)
-        return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None})
+        return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None},
+                             recovered, tgt)
