@@ -200,3 +200,17 @@ def test_every_trigger_works_in_the_edit_and_evaluation():
         assert out["layers"] == ["fc1"]
         assert set(evaluate(model, data, t, 0)) == {"acc", "asr", "target_acc", "ra"}
     assert isinstance(model, nn.Module)
+
+
+def test_attack_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from unlearnlib.plots_attacks import difference_gallery, plot_flow_field
+
+    x = torch.rand(2, *SHAPE)
+    fig = difference_gallery(x, {"wanet": WaNet(SHAPE), "badnets": BadNets(SHAPE)})
+    assert len(fig.axes) == 12
+    assert len(plot_flow_field(WaNet(SHAPE), x[0]).axes) == 4  # flow, its colour bar, clean, warped
+    with pytest.raises(ValueError, match="flow field"):
+        plot_flow_field(BadNets(SHAPE))

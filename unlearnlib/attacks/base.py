@@ -17,6 +17,8 @@ training loop (:func:`unlearnlib.train.train`) serves every attack without speci
   true label (WaNet's noise mode);
 - :meth:`BaseTrigger.co_optimise`: the trigger is re-optimised against the model before every epoch and the data
   re-poisoned with it (IMC);
+- ``repoison_each_epoch``: fresh poisoned and cross samples are drawn before every epoch, the way the reference
+  code of an attack that controls training poisons on the fly, batch by batch (WaNet);
 - :meth:`BaseTrigger.state_dict`: the tensors learned by the trigger, cached with the model (zoo.py).
 """
 
@@ -48,6 +50,7 @@ class BaseTrigger:
     name = "trigger"
     needs_clean_model = False
     cross_ratio = 0.0
+    repoison_each_epoch = False
 
     def __init__(self, image_shape: tuple[int, int, int]) -> None:
         if len(image_shape) != 3:
@@ -176,7 +179,8 @@ class Attack:
 
         A trigger that ``needs_clean_model`` is first fitted to ``clean`` (:meth:`BaseTrigger.prepare`) and the
         model starts from the clean weights (fine-tuning, as the TrojanNN and IMC reference code does); a trigger
-        with :meth:`BaseTrigger.co_optimise` is re-optimised before every epoch and the data re-poisoned."""
+        with :meth:`BaseTrigger.co_optimise` is re-optimised before every epoch and the data re-poisoned; one with
+        ``repoison_each_epoch`` gets a fresh draw of poisoned and cross samples every epoch after the first."""
         from ..train import train
 
         trig = self.trigger
@@ -187,8 +191,12 @@ class Attack:
             model.load_state_dict(clean.state_dict())
         poisoned, _ = self.poison(data, seed)
         before_epoch = None
-        if isinstance(trig, BaseTrigger) and type(trig).co_optimise is not BaseTrigger.co_optimise:
+        co = isinstance(trig, BaseTrigger) and type(trig).co_optimise is not BaseTrigger.co_optimise
+        fresh = bool(getattr(trig, "repoison_each_epoch", False))
+        if co or fresh:
             def before_epoch(epoch: int, m: nn.Module) -> Data | None:
-                changed = trig.co_optimise(m, data, self.target, seed * 1000 + epoch)
+                changed = trig.co_optimise(m, data, self.target, seed * 1000 + epoch) if co else False
+                if fresh and epoch > 0:
+                    return self.poison(data, seed * 1000 + epoch)[0]
                 return self.poison(data, seed)[0] if changed else None
         return train(model, poisoned, seed=seed, before_epoch=before_epoch, **train_kwargs)

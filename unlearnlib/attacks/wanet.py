@@ -26,6 +26,7 @@ class WaNet(BaseTrigger):
     """The (warp) trigger with a ``k x k`` control grid of strength ``s``, drawn from ``seed``."""
 
     name = "wanet"
+    repoison_each_epoch = True
 
     def __init__(self, image_shape: tuple[int, int, int], k: int = 4, s: float = 0.5, cross_ratio: float = 2.0,
                  seed: int = 0) -> None:
