@@ -90,5 +90,5 @@ def test_trigger_rejects_wrong_shape_and_dtype():
 
 
 def test_unknown_attack_lists_valid_names():
-    with pytest.raises(ValueError, match="attack='wanet' is not known; expected one of: badnets, blended"):
-        make_trigger("wanet", SHAPE)
+    with pytest.raises(ValueError, match="attack='lira' is not known; expected one of: badnets, blended"):
+        make_trigger("lira", SHAPE)

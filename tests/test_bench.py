@@ -97,7 +97,7 @@ def test_a_failing_defense_is_a_failed_cell_not_a_crashed_grid(tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"attacks": ["wanet"]}, "attack='wanet' is not known; expected one of: badnets, blended"),
+    ({"attacks": ["lira"]}, "attack='lira' is not known; expected one of: badnets, blended"),
     ({"defenses": ["magic"]}, "defense='magic' is not known; expected one of: none, "),
     ({"seeds": [-1]}, "seeds must be a non-empty list of integers >= 0"),
     ({"profile": "huge"}, "profile='huge' is not known"),

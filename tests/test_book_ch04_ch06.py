@@ -32,3 +32,14 @@ def test_ch05_blended_needs_a_blend_shaped_recovery(glue):
     assert g["ch05_blended_baerase_asr"] <= 3.0
     assert g["ch05_blended_acc_before"] - g["ch05_blended_baerase_acc"] <= 1.0
     assert g["ch05_blended_nc_asr"] > g["ch05_blended_baerase_asr"]  # the prose says Neural Cleanse's patch fails
+
+
+def test_ch05_where_trigger_recovery_fails(glue):
+    """Issue 11: the section's numbers are computed; the known-trigger edit removes TrojanNN."""
+    g = glue("05_editing_without_the_trigger")
+    for a in ("trojannn", "wanet"):
+        assert g[f"ch05_{a}_nc_detected"] in (0, 1) and 0 <= g[f"ch05_{a}_nc_target"] <= 9
+        assert 0.0 <= g[f"ch05_{a}_gen_rate"] <= 100.0
+        for d in ("none", "agme", "baerase", "nc_unlearn", "agme_bdk"):
+            assert 0.0 <= g[f"ch05_left_{a}_{d}"] <= 100.0
+    assert g["ch05_left_trojannn_agme_bdk"] <= 2.0

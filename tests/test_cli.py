@@ -23,7 +23,7 @@ def test_run_none_writes_the_json_schema(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, match", [
     (["--defense", "magic"], "defense='magic' is not known; expected one of: none"),
-    (["--attack", "wanet"], "attack='wanet' is not known"),
+    (["--attack", "lira"], "attack='lira' is not known"),
     (["--dataset", "imagenet"], "dataset='imagenet' is not known"),
     (["--profile", "huge"], "profile='huge' is not known; expected one of: quick, full"),
     (["--target", "12"], "target must be a class index"),

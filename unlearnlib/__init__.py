@@ -4,7 +4,7 @@ The package behind the executable book. Public entry points:
 
 - :mod:`unlearnlib.data`      datasets and the attacker / test / defender split
 - :mod:`unlearnlib.models`    the model registry (small CNN, PreAct-ResNet18)
-- :mod:`unlearnlib.attacks`   triggers (BadNets, Blended) and poisoning
+- :mod:`unlearnlib.attacks`   triggers (BadNets, Blended, TrojanNN, IMC, WaNet) and poisoning
 - :mod:`unlearnlib.train`     the one training loop
 - :mod:`unlearnlib.metrics`   acc, asr, target_acc, ra, asr_floor, der
 - :mod:`unlearnlib.zoo`       the on-disk cache of trained models

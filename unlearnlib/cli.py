@@ -30,6 +30,50 @@ def format_record(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _parse_value(text: str, default: Any, key: str, attack: str) -> Any:
+    """``text`` typed like the constructor default ``default`` (bool, int, float, str; a comma list for tuples,
+    and for a float default that may also be a per-channel tuple)."""
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return text.lower() in ("true", "1", "yes")
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return tuple(float(v) for v in text.split(",")) if "," in text else float(text)
+        if isinstance(default, tuple):
+            return tuple(type(default[0])(v) if default else float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--attack-param {key}={text!r}: {attack}'s {key} expects a {type(default).__name__}, "
+                         f"like {default!r}") from None
+    if isinstance(default, str) and "," in text and key == "position":
+        return tuple(int(v) for v in text.split(","))
+    return text
+
+
+def parse_attack_params(attack: str, pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``["size=5", "position=random"]`` -> ``{"size": 5, "position": "random"}``, typed from the registered
+    attack's constructor defaults; an unknown key or a malformed pair raises, listing the valid keys. The
+    constructor itself then validates the values."""
+    import inspect
+
+    sig = inspect.signature(ATTACKS.get(attack))
+    valid = {k: p.default for k, p in sig.parameters.items()
+             if k != "image_shape" and p.default is not inspect.Parameter.empty}
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--attack-param must be KEY=VALUE, got {pair!r}")
+        if key not in valid:
+            raise ValueError(f"--attack-param {key!r} is not a parameter of {attack}; valid keys: "
+                             f"{', '.join(valid)}")
+        out[key] = _parse_value(text.strip(), valid[key], key, attack)
+    return out
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help=f"one of: {', '.join(PROFILES.names())}")
     p.add_argument("--dataset", default=None, help="overrides the profile's; one of: "
@@ -50,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     run.add_argument("--attack", default="badnets", help=f"one of: {', '.join(ATTACKS.names())}")
     run.add_argument("--defense", default="none", help="a defense name; an unknown name lists the valid ones")
+    run.add_argument("--attack-param", action="append", default=None, metavar="KEY=VALUE",
+                     help="an attack constructor parameter, repeatable (e.g. size=5, position=random); typed from "
+                          "the attack's signature, part of the model cache key")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--unseen", type=int, default=None, help="defender samples used (default: the defense's)")
     run.add_argument("--known-target", action="store_true",
@@ -68,11 +115,11 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     from .experiment import make_scenario, run_defense
 
     get_defense(args.defense)  # fail fast on an unknown name, before any training
-    ATTACKS.get(args.attack)
+    attack_params = parse_attack_params(args.attack, args.attack_param)
     progress = False if args.no_progress else None
     sc = make_scenario(args.profile, args.attack, args.seed, dataset=args.dataset, target=args.target,
-                       poison_ratio=args.poison_ratio, device=args.device, progress=progress,
-                       download=args.download, image_size=args.image_size)
+                       poison_ratio=args.poison_ratio, attack_params=attack_params, device=args.device,
+                       progress=progress, download=args.download, image_size=args.image_size)
     rec = run_defense(sc, args.defense, args.unseen, target=sc.target if args.known_target else None,
                       device=args.device, progress=progress).record
     print(format_record(rec))

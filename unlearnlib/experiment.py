@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attacks import Attack, Trigger, make_trigger
+from .attacks import Attack, BaseTrigger, make_trigger
 from .checks import check_class, check_fraction, check_positive_int
 from .data import Data, Split, load_dataset
 from .device import resolve_device, seed_everything
@@ -26,8 +26,10 @@ from .zoo import cached_model
 
 def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | None = None,
                   attack_config: dict[str, Any] | None = None, device: str | torch.device = "auto",
-                  progress: bool | None = None) -> nn.Module:
-    """A model trained on ``split.train`` (poisoned by ``attack`` if given), through the zoo cache."""
+                  progress: bool | None = None, clean: nn.Module | None = None) -> nn.Module:
+    """A model trained on ``split.train`` (planted with ``attack`` if given: :meth:`Attack.plant`, which fits a
+    trigger that needs it to the ``clean`` model), through the zoo cache; a trigger's learned tensors are cached
+    with the model and restored into ``attack.trigger`` on a hit."""
     dev = resolve_device(device)
     config = {"kind": "trained-model", "dataset": split.name, "split_seed": seed, "seed": seed,
               "model": profile.model, "train": profile.train_kwargs(), "attack": attack_config}
@@ -40,11 +42,13 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
         return build_model(profile.model, c, split.num_classes, h)
 
     def fit(model: nn.Module) -> nn.Module:
-        data = split.train if attack is None else attack.poison(split.train, seed)[0]
-        desc = "clean model" if attack is None else f"{attack_config['name']} model"
-        return train(model, data, device=dev, seed=seed, progress=progress, desc=desc, **profile.train_kwargs())
+        kw = {"device": dev, "progress": progress, **profile.train_kwargs()}
+        if attack is None:
+            return train(model, split.train, seed=seed, desc="clean model", **kw)
+        return attack.plant(model, split.train, seed=seed, clean=clean, desc=f"{attack_config['name']} model", **kw)
 
-    model, _ = cached_model(config, build, fit)
+    trig = attack.trigger if attack is not None else None
+    model, _ = cached_model(config, build, fit, trig if isinstance(trig, BaseTrigger) else None)
     return model.to(dev).eval()
 
 
@@ -55,7 +59,7 @@ class Scenario:
     profile: Profile
     split: Split
     attack: str
-    trigger: Trigger
+    trigger: BaseTrigger
     target: int
     poison_ratio: float
     seed: int
@@ -112,7 +116,7 @@ def make_scenario(profile: str | Profile = "quick", attack: str = "badnets", see
     trigger = make_trigger(attack, split.image_shape, **params)
     attack_config = {"name": attack, "params": params, "target": tgt, "poison_ratio": ratio}
     clean = trained_model(split, prof, seed, None, None, device, progress)
-    backdoored = trained_model(split, prof, seed, Attack(trigger, tgt, ratio), attack_config, device, progress)
+    backdoored = trained_model(split, prof, seed, Attack(trigger, tgt, ratio), attack_config, device, progress, clean)
     return Scenario(prof, split, attack, trigger, tgt, ratio, seed, clean, backdoored, params)
 
 

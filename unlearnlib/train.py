@@ -54,11 +54,14 @@ AUGMENTATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {"none
 def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, batch_size: int = 128,
           optimizer: str = "adam", weight_decay: float = 0.0, augment: str = "none", schedule: str = "cosine",
           params: list[nn.Parameter] | None = None, device: str | torch.device = "auto", seed: int = 0,
-          progress: bool | None = None, desc: str = "train") -> nn.Module:
+          progress: bool | None = None, desc: str = "train",
+          before_epoch: Callable[[int, nn.Module], Data | None] | None = None) -> nn.Module:
     """Minimise cross-entropy on ``data``; returns ``model`` (trained in place) in eval mode.
 
     ``params`` restricts the update to some parameters (fine-tuning a head); ``schedule`` is ``"cosine"``
-    (per-step cosine decay to zero) or ``"constant"``.
+    (per-step cosine decay to zero) or ``"constant"``. ``before_epoch(epoch, model)`` is called before every
+    epoch; if it returns a ``Data`` of the same size, the epoch trains on it (an attack that re-poisons the data
+    as it goes, like IMC).
     """
     check_classifier(model)
     check_positive_int(epochs, "epochs")
@@ -88,6 +91,13 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
     g = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc=desc, disable=not progress_enabled(progress), leave=False)
     for epoch in bar:
+        if before_epoch is not None:
+            new = before_epoch(epoch, model)
+            model.train()
+            if new is not None:
+                if len(new) != len(data):
+                    raise ValueError(f"before_epoch must return data of the same size ({len(data)}), got {len(new)}")
+                x, y = new.x.to(dev), new.y.to(dev)
         order = torch.randperm(len(data), generator=g).to(dev)
         running = 0.0
         for start in range(0, len(data), batch_size):

@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -32,8 +32,13 @@ MODEL_SOURCES = ("data", "attacks", "models", "train", "device")  # the modules 
 @functools.cache
 def source_fingerprint(modules: tuple[str, ...] | None = None) -> str:
     """A hash of the package's source: of ``modules`` (names relative to the package, e.g. ``"train"`` or
-    ``"defenses/editing"``), or of every ``.py`` file in it when ``None``."""
-    files = sorted(PACKAGE.rglob("*.py")) if modules is None else [PACKAGE / f"{m}.py" for m in modules]
+    ``"defenses/editing"``; a sub-package such as ``"attacks"`` stands for all its files), or of every ``.py``
+    file in it when ``None``."""
+    if modules is None:
+        files = sorted(PACKAGE.rglob("*.py"))
+    else:
+        files = [f for m in modules for f in
+                 (sorted((PACKAGE / m).rglob("*.py")) if (PACKAGE / m).is_dir() else [PACKAGE / f"{m}.py"])]
     h = hashlib.sha256()
     for f in files:
         h.update(f.relative_to(PACKAGE).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
@@ -90,8 +95,14 @@ def model_path(config: dict[str, Any]) -> Path:
     return cache_dir() / "models" / f"{cache_key(config)}.pt"
 
 
-def _load(path: Path, config: dict[str, Any], model: nn.Module) -> bool:
-    """Load into ``model``; False if absent; warn and delete if corrupt or mismatched."""
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, torch.Tensor]: ...
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> Any: ...
+
+
+def _load(path: Path, config: dict[str, Any], model: nn.Module, companion: Stateful | None = None) -> bool:
+    """Load into ``model`` (and ``companion``); False if absent; warn and delete if corrupt or mismatched."""
     if not path.exists():
         return False
     try:
@@ -102,6 +113,8 @@ def _load(path: Path, config: dict[str, Any], model: nn.Module) -> bool:
         if blob.get("key") != cache_key(config) or blob.get("config") != stored_config:
             raise ValueError("stored configuration does not match")
         model.load_state_dict(blob["state_dict"])
+        if companion is not None:
+            companion.load_state_dict(blob.get("companion", {}))
         return True
     except Exception as exc:  # any unreadable / mismatched file is rebuilt, never trusted
         warnings.warn(f"cache file {path} is corrupt or mismatched ({exc}); rebuilding it", stacklevel=3)
@@ -109,15 +122,20 @@ def _load(path: Path, config: dict[str, Any], model: nn.Module) -> bool:
         return False
 
 
-def cached_model(config: dict[str, Any], build: Callable[[], nn.Module],
-                 fit: Callable[[nn.Module], nn.Module]) -> tuple[nn.Module, bool]:
-    """The model for ``config``: loaded from the cache, or built, fitted and stored. Returns (model, hit)."""
+def cached_model(config: dict[str, Any], build: Callable[[], nn.Module], fit: Callable[[nn.Module], nn.Module],
+                 companion: Stateful | None = None) -> tuple[nn.Module, bool]:
+    """The model for ``config``: loaded from the cache, or built, fitted and stored. Returns (model, hit).
+
+    ``companion`` (a trigger learned while fitting, e.g. IMC's) has its ``state_dict()`` tensors stored in the same
+    file after ``fit`` and restored by ``load_state_dict`` on a hit."""
     path = model_path(config)
     model = build()
-    if _load(path, config, model):
+    if _load(path, config, model, companion):
         return model.eval(), True
     model = fit(model)
     blob = {"format": FORMAT, "key": cache_key(config), "config": json.dumps(config, sort_keys=True, default=str),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "companion": {} if companion is None else {k: v.detach().cpu()
+                                                       for k, v in companion.state_dict().items()}}
     atomic_write(path, lambda p: torch.save(blob, p))
     return model.eval(), False

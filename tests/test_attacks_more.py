@@ -1,0 +1,216 @@
+"""TrojanNN, IMC, WaNet, BAERASE's BadNets, the planting hooks and the attack-parameter CLI."""
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib.attacks import IMC, Attack, BadNets, TrojanNN, WaNet, apply_trigger, make_trigger, patch_mask
+from unlearnlib.attacks.trojannn import select_neurons
+from unlearnlib.cli import parse_attack_params
+from unlearnlib.data import Data
+from unlearnlib.models import SmallCNN
+from unlearnlib.registry import ATTACKS
+from unlearnlib.zoo import cached_model, source_fingerprint
+
+SHAPE = (1, 28, 28)
+
+
+def _data(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Data(torch.rand(n, *SHAPE, generator=g), torch.arange(10).repeat(n // 10))
+
+
+def test_registered_and_public_imports():
+    assert {"badnets", "blended", "trojannn", "imc", "wanet"} <= set(ATTACKS.names())
+    for name in ATTACKS.names():
+        assert apply_trigger(make_trigger(name, SHAPE), torch.rand(3, *SHAPE)).shape == (3, *SHAPE)
+
+
+def test_source_fingerprint_covers_the_attacks_package(tmp_path, monkeypatch):
+    import unlearnlib.zoo as zoo
+
+    (tmp_path / "attacks").mkdir()
+    (tmp_path / "attacks" / "a.py").write_text("x = 1\n")
+    (tmp_path / "train.py").write_text("y = 1\n")
+    monkeypatch.setattr(zoo, "PACKAGE", tmp_path)
+    before = source_fingerprint.__wrapped__(("attacks", "train"))
+    (tmp_path / "attacks" / "a.py").write_text("x = 2\n")
+    assert source_fingerprint.__wrapped__(("attacks", "train")) != before
+
+
+def test_badnets_random_colour_and_position():
+    t = BadNets(SHAPE, size=3, pattern="random", position="random", seed=1)
+    assert not torch.equal(t.patch, BadNets(SHAPE, size=3, pattern="random", seed=2).patch)
+    assert 0 < float(t.patch.min()) and float(t.patch.max()) < 1
+    out = t.apply(torch.zeros(32, *SHAPE))
+    assert torch.equal(out, t.apply(torch.zeros(32, *SHAPE)))
+    assert torch.allclose(out.flatten(1).sum(1), t.patch.sum().expand(32))
+
+
+def test_wanet_warp_flow_and_identity_at_zero_strength():
+    t = WaNet(SHAPE, k=4, s=0.5, seed=0)
+    assert t.flow.shape == (2, 28, 28) and 0 < float(t.flow.abs().max()) < 2
+    x = torch.rand(4, *SHAPE)
+    out = t.apply(x)
+    assert out.shape == x.shape and 0 < float((out - x).abs().mean()) < 0.2 and torch.equal(out, t.apply(x))
+    ident = WaNet(SHAPE, s=1e-9)
+    assert torch.allclose(ident.apply(x), x, atol=1e-4)
+    # mean |P| normalisation: the control grid's displacement has mean magnitude s / H (in grid units)
+    assert t.noise_grid.shape == (28, 28, 2)
+    assert not torch.equal(t.grid, WaNet(SHAPE, seed=1).grid)
+
+
+def test_wanet_noise_mode_keeps_true_labels():
+    data = _data()
+    t = WaNet(SHAPE, cross_ratio=2.0)
+    poisoned, idx = Attack(t, target=0, poison_ratio=0.1).poison(data, seed=0)
+    changed = (poisoned.x != data.x).flatten(1).any(1)
+    assert int(changed.sum()) == 3 * len(idx)  # poisoned + 2x cross samples
+    cross = changed.clone()
+    cross[idx] = False
+    assert torch.equal(poisoned.y[cross], data.y[cross]) and (poisoned.y[idx] == 0).all()
+    # cross samples are warped differently from the trigger
+    xc = data.x[cross][:4]
+    assert not torch.allclose(poisoned.x[cross][:4], t.apply(xc))
+    no_cross, idx2 = Attack(WaNet(SHAPE, cross_ratio=0.0), 0, 0.1).poison(data, seed=0)
+    assert int((no_cross.x != data.x).flatten(1).any(1).sum()) == len(idx2)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"k": 1}, "k must be"), ({"s": 0}, "s must be"),
+                                           ({"cross_ratio": -1}, "cross_ratio must be")])
+def test_wanet_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        WaNet(SHAPE, **kwargs)
+
+
+def test_patch_mask_shapes_and_errors():
+    assert patch_mask(SHAPE, 5).sum() == 25 and patch_mask(SHAPE, 5)[0, 22:27, 22:27].eq(1).all()
+    assert patch_mask(SHAPE, 5, "logo").sum() == 9 and patch_mask(SHAPE, 4, position=(0, 0))[0, :4, :4].eq(1).all()
+    with pytest.raises(ValueError, match="shape must be"):
+        patch_mask(SHAPE, 3, "star")
+    with pytest.raises(ValueError, match="size must fit"):
+        patch_mask(SHAPE, 5, position=(26, 0))
+
+
+def test_trojannn_drives_selected_neurons_and_state_roundtrip():
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    data = _data()
+    t = TrojanNN(SHAPE, size=5, steps=60, lr=0.1)
+    t.prepare(model, data, target=0, seed=0)
+    idx = t.selected
+    assert idx is not None and len(idx) == 2
+    w = model.fc1.weight.detach().abs().sum(1)
+    assert set(idx.tolist()) == set(w.argsort(descending=True)[:2].tolist())
+    assert t.losses[-1] < t.losses[0]
+    assert torch.equal(select_neurons(model, 2), idx)
+    u = TrojanNN(SHAPE, size=5)
+    u.load_state_dict(t.state_dict())
+    x = torch.rand(2, *SHAPE)
+    assert torch.equal(u.apply(x), t.apply(x)) and torch.equal(u.selected, idx)
+    outside = 1 - t.mask
+    assert torch.equal(t.apply(x) * outside, x * outside)  # only the mask changes
+
+
+def test_imc_co_optimise_raises_target_probability():
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    data = _data()
+    t = IMC(SHAPE, size=6, trigger_steps=30)
+    x = data.x[data.y != 3][:50]
+    with torch.no_grad():
+        before = float(model(t.apply(x)).softmax(1)[:, 3].mean())
+    assert t.co_optimise(model, data, target=3, seed=0)
+    with torch.no_grad():
+        assert float(model(t.apply(x)).softmax(1)[:, 3].mean()) > before
+    assert all(p.grad is None for p in model.parameters())  # the model is not touched
+
+
+def test_plant_uses_the_hooks_and_the_cache_keeps_the_trigger(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARNLIB_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    clean = SmallCNN().eval()
+    data = _data()
+    calls = []
+
+    class Spy(IMC):
+        def co_optimise(self, model, data, target, seed):
+            calls.append(seed)
+            return super().co_optimise(model, data, target, seed)
+
+    trig = Spy(SHAPE, trigger_steps=2)
+    attack = Attack(trig, target=0, poison_ratio=0.1)
+    fit = lambda m: attack.plant(m, data, seed=0, clean=clean, epochs=2, batch_size=50, progress=False)  # noqa: E731
+    model, hit = cached_model({"t": 1}, SmallCNN, fit, trig)
+    assert not hit and calls == [0, 1]
+    theta = trig.theta.clone()
+    fresh = Spy(SHAPE, trigger_steps=2)
+    model2, hit2 = cached_model({"t": 1}, SmallCNN, fit, fresh)
+    assert hit2 and torch.equal(fresh.theta, theta) and calls == [0, 1]
+    with pytest.raises(ValueError, match="needs the clean model"):
+        Attack(TrojanNN(SHAPE), 0, 0.1).plant(SmallCNN(), data, epochs=1)
+
+
+def test_train_before_epoch_must_keep_the_size():
+    from unlearnlib.train import train
+
+    data = _data(50)
+    with pytest.raises(ValueError, match="before_epoch must return data of the same size"):
+        train(SmallCNN(), data, epochs=1, before_epoch=lambda e, m: data.index(torch.arange(10)), progress=False)
+
+
+def test_parse_attack_params_typed_and_validated():
+    assert parse_attack_params("badnets", ["size=5", "position=random"]) == {"size": 5, "position": "random"}
+    assert parse_attack_params("wanet", ["s=0.75", "k=3"]) == {"s": 0.75, "k": 3}
+    assert parse_attack_params("badnets", ["color=1,0,0.5"]) == {"color": (1.0, 0.0, 0.5)}
+    assert parse_attack_params("trojannn", ["position=2,3"]) == {"position": (2, 3)}
+    with pytest.raises(ValueError, match="valid keys: size, pattern, color"):
+        parse_attack_params("badnets", ["sise=5"])
+    with pytest.raises(ValueError, match="expects a int"):
+        parse_attack_params("badnets", ["size=big"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_attack_params("badnets", ["size"])
+
+
+def test_cli_attack_param_enters_the_cache_key(monkeypatch):
+    from unlearnlib import cli
+
+    seen = {}
+
+    def fake(profile, attack, seed, **kw):
+        seen.update(kw)
+        raise ValueError("stop")
+
+    monkeypatch.setattr("unlearnlib.experiment.make_scenario", fake)
+    assert cli.main(["run", "--attack", "badnets", "--attack-param", "size=4", "--no-progress"]) == 2
+    assert seen["attack_params"] == {"size": 4}
+    assert cli.main(["run", "--attack", "badnets", "--attack-param", "nope=1"]) == 2
+
+
+def test_every_trigger_works_in_the_edit_and_evaluation():
+    from unlearnlib.defenses.editing import edit_layers
+    from unlearnlib.metrics import evaluate
+
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    data = _data(40)
+    for name in ATTACKS.names():
+        t = make_trigger(name, SHAPE)
+        out = edit_layers(model, data.x[:10], t, layers="fc1")
+        assert out["layers"] == ["fc1"]
+        assert set(evaluate(model, data, t, 0)) == {"acc", "asr", "target_acc", "ra"}
+    assert isinstance(model, nn.Module)
+
+
+def test_attack_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from unlearnlib.plots_attacks import difference_gallery, plot_flow_field
+
+    x = torch.rand(2, *SHAPE)
+    fig = difference_gallery(x, {"wanet": WaNet(SHAPE), "badnets": BadNets(SHAPE)})
+    assert len(fig.axes) == 12
+    assert len(plot_flow_field(WaNet(SHAPE), x[0]).axes) == 4  # flow, its colour bar, clean, warped
+    with pytest.raises(ValueError, match="flow field"):
+        plot_flow_field(BadNets(SHAPE))

@@ -1,0 +1,30 @@
+"""Blended (Chen et al. 2017): a full-image pattern blended in, ``T(x) = (1 - alpha) x + alpha p``."""
+
+from __future__ import annotations
+
+import torch
+
+from ..checks import check_fraction
+from ..registry import ATTACKS
+from .base import Trigger
+
+
+@ATTACKS.register("blended")
+class Blended(Trigger):
+    """A full-image pattern blended in with weight ``alpha``: ``T(x) = (1 - alpha) x + alpha p``."""
+
+    name = "blended"
+
+    def __init__(self, image_shape: tuple[int, int, int], alpha: float = 0.2, pattern: str | torch.Tensor = "noise",
+                 seed: int = 0) -> None:
+        check_fraction(alpha, "alpha")
+        if isinstance(pattern, torch.Tensor):
+            if tuple(pattern.shape) != tuple(image_shape):
+                raise ValueError(f"pattern tensor must have shape {tuple(image_shape)}, got {tuple(pattern.shape)}")
+            pat = pattern.float()
+        elif pattern == "noise":
+            pat = torch.rand(image_shape, generator=torch.Generator().manual_seed(10_000 + seed))
+        else:
+            raise ValueError(f"pattern must be 'noise' or a {tuple(image_shape)} tensor, got {pattern!r}")
+        self.alpha = float(alpha)
+        super().__init__(torch.full((1, *image_shape[1:]), self.alpha), pat)

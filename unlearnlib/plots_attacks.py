@@ -1,0 +1,59 @@
+"""Plots for chapter 1's attacks: what a trigger changes in the image, and WaNet's warp field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+from .attacks import TriggerArg, apply_trigger
+from .viz import _imshow
+
+
+def difference_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> Figure:
+    """For each trigger (a row pair per image): the clean image, ``T(x)`` and the signed difference
+    ``T(x) - x`` (red brighter, blue darker; its colour scale is the row's largest change, printed above it)."""
+    n = len(x)
+    fig, axes = plt.subplots(len(triggers), 3 * n, figsize=(1.25 * 3 * n, 1.5 * len(triggers)), squeeze=False)
+    for i, (name, trig) in enumerate(triggers.items()):
+        xt = apply_trigger(trig, x)
+        diff = (xt - x).detach().cpu().float()
+        scale = max(float(diff.abs().max()), 1e-6)
+        for j in range(n):
+            a0, a1, a2 = axes[i, 3 * j:3 * j + 3]
+            _imshow(a0, x[j], "clean" if i == 0 else "")
+            _imshow(a1, xt[j], "triggered" if i == 0 else "")
+            a2.imshow(diff[j].mean(0), cmap="RdBu_r", vmin=-scale, vmax=scale)
+            a2.set_title(f"T(x) - x (±{scale:.2f})", fontsize=7)
+            a2.axis("off")
+        axes[i, 0].text(-0.15, 0.5, name, transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_flow_field(trigger: object, image: torch.Tensor | None = None, step: int = 2) -> Figure:
+    """WaNet's warp: the displacement magnitude (pixels) with arrows every ``step`` pixels, beside the image
+    before and after the warp when ``image`` (C, H, W) is given. ``trigger`` must expose ``flow`` (2, H, W)."""
+    flow = getattr(trigger, "flow", None)
+    if not isinstance(flow, torch.Tensor) or flow.dim() != 3 or flow.shape[0] != 2:
+        raise ValueError(f"trigger must expose a flow field of shape (2, H, W) (WaNet), got {type(trigger).__name__}")
+    ncols = 1 if image is None else 3
+    fig, axes = plt.subplots(1, ncols, figsize=(3.2 * ncols, 3.1), squeeze=False)
+    ax = axes[0, 0]
+    mag = flow.norm(dim=0)
+    im = ax.imshow(mag, cmap="viridis")
+    h, w = mag.shape
+    ys, xs = torch.meshgrid(torch.arange(0, h, step), torch.arange(0, w, step), indexing="ij")
+    ax.quiver(xs, ys, flow[0, ::step, ::step], flow[1, ::step, ::step], color="w", angles="xy",
+              scale_units="xy", scale=0.25, width=0.006)
+    ax.set_title(f"sampling shift, arrows x4 (max {float(mag.max()):.2f} px)", fontsize=9)
+    ax.axis("off")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if image is not None:
+        warped = apply_trigger(trigger, image[None])[0]  # type: ignore[arg-type]
+        _imshow(axes[0, 1], image, "clean")
+        _imshow(axes[0, 2], warped, "warped")
+    fig.tight_layout()
+    return fig
