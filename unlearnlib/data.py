@@ -193,3 +193,5 @@ _torchvision("fashion-mnist", "FashionMNIST", ("T-shirt", "Trouser", "Pullover",
 _torchvision("cifar10", "CIFAR10", ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                                     "truck"), 1000)
 _torchvision("gtsrb", "GTSRB", tuple(f"sign{i}" for i in range(43)), 2150)
+
+from . import synthetic  # noqa: E402,F401  (registers "synth32", the smoke profile's offline colour data)
