@@ -121,9 +121,11 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
 
     Backdoor-knowledge defenses get the attack's trigger; the others get only ``unseen`` defender samples, and
     ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone.
+    Hyperparameters: the profile's ``defense_params[defense]``, overridden by ``params``.
     """
     from .defenses import get_defense
 
+    params = {**scenario.profile.defense_params.get(defense, {}), **params}  # the profile's, under the caller's
     d = get_defense(defense, device=device, seed=scenario.seed, progress=progress, **params)
     if defense == "none":
         n, model, info, seconds = 0, scenario.backdoored, {}, 0.0

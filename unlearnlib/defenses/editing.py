@@ -283,6 +283,7 @@ class Agme(AgmeBDK):
     (chapter 5 shows it); the max-entropy generator also tries a full-image blend and keeps the kind that fires.
     ``mu=10``: a recovered trigger is only an approximation, so the edit is held closer to the original weights
     than with the true trigger (mu=1 cost Blended ~1.5 points of accuracy on mnist5k).
+    ``recover_params`` are passed to :func:`~unlearnlib.recover.target_search.recover` (``gen_steps``, ...).
     """
 
     name = "agme"
@@ -291,11 +292,15 @@ class Agme(AgmeBDK):
     min_classes = 2
 
     def __init__(self, recover: str = "baerase", nc_steps: int = 100, nc_lam: float = 0.1, mu: float = 10.0,
-                 augment: bool = False, layers: str | list[str] | None = None, **kw: Any) -> None:
+                 augment: bool = False, layers: str | list[str] | None = None,
+                 recover_params: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(layers=layers, mu=mu, augment=augment, **kw)
         if recover not in ("nc", "baerase"):
             raise ValueError(f"recover must be 'nc' (Neural Cleanse) or 'baerase' (MESA generator), got {recover!r}")
-        self.recover = recover
+        if recover_params is not None and not isinstance(recover_params, dict):
+            raise ValueError(f"recover_params must be a dict of arguments of unlearnlib.recover.target_search.recover "
+                             f"(gen_steps, search_steps, ...), got {recover_params!r}")
+        self.recover, self.recover_params = recover, dict(recover_params or {})
         self.nc_steps, self.nc_lam = check_positive_int(nc_steps, "nc_steps"), check_number(nc_lam, "nc_lam")
 
     def recover_trigger(self, model: nn.Module, defender: Data, target: int | None,
@@ -306,7 +311,8 @@ class Agme(AgmeBDK):
 
             train, heldout = defender.holdout_split(0.2, self.seed, "defender")
             with cpu_threads(1 if self.device.type == "cpu" else None):  # small generator steps: 1 thread is fastest
-                rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress)
+                rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress,
+                              **self.recover_params)
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
                                                   "detected": target is not None or rec.search is None
                                                   or bool(rec.search.outlier),
