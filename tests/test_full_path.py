@@ -125,7 +125,7 @@ def check_defense(defense: str, model: nn.Module, data, trigger, target: int | N
     return metrics
 
 
-@pytest.mark.parametrize("attack", ["badnets", "blended"])
+@pytest.mark.parametrize("attack", ATTACKS.names())
 @pytest.mark.parametrize("defense", sorted(FAST))
 def test_every_defense_on_preact_resnet18_3x32x32(cifar, attacked, attack, defense):
     trigger, model = attacked[attack]
@@ -135,9 +135,8 @@ def test_every_defense_on_preact_resnet18_3x32x32(cifar, attacked, attack, defen
     check_defense(defense, model, cifar, trigger, target=0 if defense == "baerase" else None)
 
 
-def test_fast_settings_cover_every_registered_defense_and_attack():
+def test_fast_settings_cover_every_registered_defense():
     assert set(FAST) == set(DEFENSES.names())
-    assert set(ATTACKS.names()) == {"badnets", "blended"}
 
 
 class OtherNames(nn.Module):
