@@ -57,7 +57,7 @@ FULL = PROFILES.register("full")(Profile(
 ))
 
 
-_SMOKE_RECOVER = {"gen_steps": 10, "search_steps": 3, "hidden": 64, "gen_batch_size": 32}
+_SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32}
 SMOKE = PROFILES.register("smoke")(Profile(
     name="smoke", dataset="synth32", model="preact-resnet18-w8", epochs=1, batch_size=16, lr=0.02, optimizer="sgd",
     weight_decay=5e-4, augment="none",
