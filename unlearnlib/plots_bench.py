@@ -115,6 +115,7 @@ def plot_scaling(scaling: pd.DataFrame, machine: str, ax: Any = None) -> Any:
             ax.annotate(note, (r["params"], r["seconds"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(ok["params"].min() / 2, ok["params"].max() * 20)  # room for the labels on the right
     ax.set_xlabel("model parameters")
     ax.set_ylabel("defense wall time (s)")
     ax.grid(alpha=0.3, which="both")
