@@ -27,3 +27,12 @@ def test_ch08_static_run(glue):
     g = glue("08_playground")
     assert g["ch08_asr_before"] >= 95.0 and g["ch08_asr_after"] <= 2.0
     assert g["ch08_acc_before"] - g["ch08_acc_after"] <= 1.0 and g["ch08_unseen"] == 10
+
+
+def test_ch07_scaling_backs_the_prose(glue):
+    """"the edit of PreAct-ResNet18 took S s for LAYER (d, n keys, form), of which the linear solve was s s"."""
+    g = glue("07_comparison")
+    assert 0 < g["ch07_resnet_solve_seconds"] <= g["ch07_resnet_edit_seconds"]
+    assert g["ch07_resnet_edit_layer"].startswith("layer4.1.conv2") and "d = 4608" in g["ch07_resnet_edit_layer"]
+    assert "dual form" in g["ch07_resnet_edit_layer"]  # n < d: the n x n system, as the prose says
+    assert "cores" in g["ch07_scaling_machine"] and g["ch07_scaling_unseen"] == 10

@@ -86,37 +86,38 @@ def notebooks() -> list[Path]:
     return [ROOT / f"{f}.ipynb" for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 
 
-def stage() -> None:
-    """Copy the book's sources (not the notebooks' executed copies) into the build tree."""
-    EXECUTED.mkdir(parents=True, exist_ok=True)
+def stage(dest: Path = EXECUTED) -> None:
+    """Copy the book's sources (not the notebooks' executed copies) into the build tree ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
     for name in ("_config.yml", "_toc.yml"):
-        shutil.copy2(ROOT / name, EXECUTED / name)
+        shutil.copy2(ROOT / name, dest / name)
     for src in (ROOT / "book").rglob("*"):
         if src.is_file() and src.suffix != ".ipynb" and ".ipynb_checkpoints" not in src.parts:
-            dst = EXECUTED / src.relative_to(ROOT)
+            dst = dest / src.relative_to(ROOT)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
 
 
-def executed_path(nb: Path) -> Path:
-    return EXECUTED / nb.relative_to(ROOT)
+def executed_path(nb: Path, dest: Path = EXECUTED) -> Path:
+    return dest / nb.relative_to(ROOT)
 
 
-def execute(names: list[str] | None = None, profile: str = "quick") -> dict[str, float]:
-    """Execute the named notebooks (default: all) with papermill; returns seconds per notebook."""
+def execute(names: list[str] | None = None, profile: str = "quick", dest: Path = EXECUTED) -> dict[str, float]:
+    """Execute the named notebooks (default: all) with papermill into the build tree ``dest`` (the book's is
+    ``_build/executed``; another profile's run goes elsewhere, e.g. ``_build/smoke``); returns seconds each."""
     import papermill as pm
 
     poll_in_slices()
     os.environ.setdefault("UNLEARNLIB_PROGRESS", "0")  # no progress bars in the rendered book
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    stage()
+    stage(dest)
     chosen = [nb for nb in notebooks() if not names or nb.stem in names or nb.name in names]
     if names and len(chosen) != len(set(names)):
         known = ", ".join(nb.stem for nb in notebooks())
         raise SystemExit(f"error: unknown notebook in {names}; the table of contents has: {known}")
     times: dict[str, float] = {}
     for nb in chosen:
-        out = executed_path(nb)
+        out = executed_path(nb, dest)
         out.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         pm.execute_notebook(str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
@@ -198,11 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["execute", "html", "all", "sync-setup"])
     p.add_argument("names", nargs="*", help="notebook names (stems) to execute; default all")
     p.add_argument("--profile", default="quick")
+    p.add_argument("--dest", type=Path, default=EXECUTED, help="build tree of the executed copies (execute only)")
     a = p.parse_args(argv)
     if a.command == "sync-setup":
         sync_setup()
     if a.command in ("execute", "all"):
-        execute(a.names, a.profile)
+        execute(a.names, a.profile, a.dest)
     if a.command in ("html", "all"):
         html()
     return 0

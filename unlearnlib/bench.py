@@ -248,9 +248,25 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
     p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
     p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead of the grid: seconds, peak memory and edit solve per defense and model size "
+                        "(random weights; writes scaling.csv/.md to --out)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18)")
+    p.add_argument("--unseen", type=int, default=None, help="with --scaling: defender samples (default: each "
+                   "defense's own)")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.scaling:
+        from .scaling import run_scaling, to_markdown
+
+        sdf = run_scaling(args.models, args.defenses, args.unseen, out=args.out,
+                          device=args.device,
+                          progress=False if args.no_progress else None)
+        print(to_markdown(sdf))
+        print(f"wrote {args.out}/scaling.csv and scaling.md")
+        return
     df = run_grid(args.profile, args.attacks, args.defenses, args.seeds, args.out,
                   False if args.no_progress else None, dataset=args.dataset, target=args.target,
                   poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,

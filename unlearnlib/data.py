@@ -186,10 +186,15 @@ def _torchvision(name: str, ctor_name: str, class_names: tuple[str, ...], n_defe
             data = torch.as_tensor(np.asarray(ds.data))
             data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
             tensors.append(Data(data.float().div(255.0).contiguous(), torch.as_tensor(ds.targets, dtype=torch.long)))
-        defender, test = tensors[1].split(n_defender, seed)
+        n_test = len(tensors[1])
+        if n_test < 2:
+            raise DatasetUnavailable(f"dataset={name!r}: the test split under {root} has {n_test} images; "
+                                     "at least 2 are needed (a defender pool and a test set)")
+        defender, test = tensors[1].split(min(n_defender, n_test // 2), seed)
         return _from_parts(name, tensors[0], test, defender, class_names)
 
-    loader.__doc__ = f"torchvision {ctor_name}: official train split; {n_defender} test images form the defender pool."
+    loader.__doc__ = (f"torchvision {ctor_name}: official train split; {n_defender} test images (at most half of "
+                      "the test split, for smaller copies) form the defender pool.")
     return DATASETS.register(name)(loader)
 
 
@@ -201,4 +206,5 @@ _torchvision("cifar10", "CIFAR10", ("plane", "car", "bird", "cat", "deer", "dog"
 _torchvision("gtsrb", "GTSRB", tuple(f"sign{i}" for i in range(43)), 2150)
 
 
-from . import image_folder  # noqa: E402,F401  (registers "folder": its loader uses Data and Split above)
+# registered last: their loaders use Data and Split above
+from . import image_folder, synthetic  # noqa: E402,F401  ("folder": your own images; "synth32": smoke data)

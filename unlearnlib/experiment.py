@@ -177,10 +177,12 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
     ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone: its
     wall time plus, when it reused a trigger recovery from ``shared`` (a
     :class:`~unlearnlib.recover.shared.RecoveryMemo`), the seconds that recovery took when it was computed.
+    Hyperparameters: the profile's ``defense_params[defense]``, overridden by ``params``.
     """
     out = apply_defense(scenario.backdoored, defense, scenario.split.defender, unseen, trigger=scenario.trigger,
                         target=target, num_classes=scenario.split.num_classes, seed=scenario.seed, device=device,
-                        progress=progress, shared=shared, **params)
+                        progress=progress, shared=shared,
+                        **{**scenario.profile.defense_params.get(defense, {}), **params})  # the profile's, then ours
     after = scenario.metrics(out.model)
     record = {
         "dataset": scenario.split.name, "attack": scenario.attack, "defense": defense, "seed": scenario.seed,

@@ -8,6 +8,7 @@ model                   last conv layer      default edited layer
 ======================  ===================  =======================
 ``cnn``                 ``conv2``            ``fc1``
 ``preact-resnet18``     ``layer4.1.conv2``   ``linear``
+``preact-resnet18-w8``  ``layer4.1.conv2``   ``linear``
 ======================  ===================  =======================
 """
 
@@ -79,21 +80,22 @@ class PreActBlock(nn.Module):
 
 @MODELS.register("preact-resnet18")
 class PreActResNet18(nn.Module):
-    """PreAct-ResNet18 (He et al. 2016), the BackdoorBench CIFAR-10 model."""
+    """PreAct-ResNet18 (He et al. 2016), the BackdoorBench CIFAR-10 model: stages of ``width`` x (1, 2, 4, 8)
+    channels (64: the standard 11M-parameter network)."""
 
     last_conv = "layer4.1.conv2"
     edit_layer = "linear"
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> None:
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32, width: int = 64) -> None:
         super().__init__()
-        self.in_planes = 64
-        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
-        self.layer1 = self._make_layer(64, 1)
-        self.layer2 = self._make_layer(128, 2)
-        self.layer3 = self._make_layer(256, 2)
-        self.layer4 = self._make_layer(512, 2)
-        self.bn = nn.BatchNorm2d(512)
-        self.linear = nn.Linear(512, num_classes)
+        self.in_planes = width
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.layer1 = self._make_layer(width, 1)
+        self.layer2 = self._make_layer(2 * width, 2)
+        self.layer3 = self._make_layer(4 * width, 2)
+        self.layer4 = self._make_layer(8 * width, 2)
+        self.bn = nn.BatchNorm2d(8 * width)
+        self.linear = nn.Linear(8 * width, num_classes)
 
     def _make_layer(self, planes: int, stride: int) -> nn.Sequential:
         blocks = [PreActBlock(self.in_planes, planes, stride), PreActBlock(planes, planes, 1)]
@@ -104,6 +106,13 @@ class PreActResNet18(nn.Module):
         out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
         out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1).flatten(1)
         return self.linear(out)
+
+
+@MODELS.register("preact-resnet18-w8")
+def preact_resnet18_w8(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> PreActResNet18:
+    """*[ours]* PreAct-ResNet18 at 1/8 width (stages of 8, 16, 32, 64 channels; ~0.18M parameters): the same
+    architecture, BatchNorm and layer names as ``preact-resnet18``, small enough for the CPU ``smoke`` profile."""
+    return PreActResNet18(in_channels, num_classes, image_size, width=8)
 
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:

@@ -93,3 +93,32 @@ def plot_der(summary: pd.DataFrame, ax: Any = None) -> Any:
     ax.legend(fontsize=8)
     ax.set_title("Defense effectiveness rating (higher is better)")
     return ax
+
+
+def plot_scaling(scaling: pd.DataFrame, machine: str, ax: Any = None) -> Any:
+    """Seconds of each defense against the model's parameter count (log-log), one line per defense, from
+    :func:`unlearnlib.scaling.run_scaling`; the closed-form edits annotated with their solve (d, keys n, form).
+    The title names the machine: these are timings of one CPU, not of the method."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(7, 3.8))
+    ok = scaling[scaling["status"] == "ok"].sort_values("params")
+    if ok.empty:
+        raise ValueError("scaling has no finished (status 'ok') cells to plot")
+    for i, (defense, sub) in enumerate(ok.groupby("defense", sort=False)):
+        ax.plot(sub["params"], sub["seconds"], MARKERS[i % len(MARKERS)] + "-", label=defense)
+        for _, r in sub.iterrows():
+            note = r["model"] if not isinstance(r.get("layers"), str) else (
+                f"{r['model']}: d={str(r['dims']).split()[0]}, n={str(r['keys']).split()[0]}, "
+                f"{str(r['solve_forms']).split()[0]}")
+            ax.annotate(note, (r["params"], r["seconds"]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(ok["params"].min() / 2, ok["params"].max() * 20)  # room for the labels on the right
+    ax.set_xlabel("model parameters")
+    ax.set_ylabel("defense wall time (s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Measured on: {machine}", fontsize=9)
+    return ax

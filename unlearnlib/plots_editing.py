@@ -14,6 +14,7 @@ from .defenses.editing import layer_keys, weight_matrix
 from .experiment import Scenario
 from .metrics import logits, per_class_accuracy
 from .models import get_layer
+from .viz import imshow
 
 
 def bdk_edit(sc: Scenario, n: int, **params: Any) -> tuple[nn.Module, dict[str, Any]]:
@@ -103,13 +104,10 @@ def plot_neural_cleanse(nc: Any, true_trigger: Any, true_target: int) -> plt.Fig
     ax.axhline(2, ls="--", color="k", lw=0.8)
     ax.set(xlabel="class", ylabel="anomaly index")
     t = nc.classes.index(nc.target)
-    panels = [(nc.masks[t, 0] * nc.patterns[t].mean(0), f"recovered m*p (class {nc.target})"),
-              ((true_trigger.mask * true_trigger.pattern).mean(0), f"true trigger (target {true_target})")]
-    for j, (img, title) in enumerate(panels):
-        ax = fig.add_subplot(3, 4, 7 + j)
-        ax.imshow(img, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+    panels = [(nc.masks[t] * nc.patterns[t], f"recovered m*p (class {nc.target})"),
+              (true_trigger.mask * true_trigger.pattern, f"true trigger (target {true_target})")]
+    for j, (img, title) in enumerate(panels):  # m*p in the images' own channels (grey or colour)
+        imshow(fig.add_subplot(3, 4, 7 + j), img.expand(nc.patterns.shape[1], -1, -1), title)
     fig.tight_layout()
     return fig
 

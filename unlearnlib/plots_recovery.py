@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
+from .viz import imshow
+
 
 def plot_search_scores(scores: Sequence[float], anomaly: Sequence[float], target: int,
                        threshold: float = 2.0) -> Figure:
@@ -31,9 +33,7 @@ def plot_trigger_gallery(x: torch.Tensor, true_trigger: Any, recovered: dict[str
     fig, axes = plt.subplots(len(rows), n, figsize=(1.4 * n, 1.5 * len(rows)), squeeze=False)
     for r, (name, imgs) in enumerate(rows):
         for i in range(n):
-            img = imgs[i].detach().cpu()
-            axes[r, i].imshow(img.permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
-            axes[r, i].axis("off")
+            imshow(axes[r, i], imgs[i])
         axes[r, 0].set_title(name, fontsize=8, loc="left")
     fig.tight_layout()
     return fig

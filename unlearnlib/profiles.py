@@ -2,6 +2,9 @@
 
 - ``quick``: CPU, mnist5k (offline), the small CNN, a few epochs: every chapter in seconds to a minute.
 - ``full``: GPU with internet: torchvision CIFAR-10, PreAct-ResNet18, BackdoorBench-like training.
+- ``smoke``: CPU, offline: the ``full`` code path at toy size -- 3x32x32 colour images (``synth32``),
+  PreAct-ResNet18 at 1/8 width (BatchNorm, same layer names), one epoch. CI executes every chapter under it; its
+  numbers are not results (the book's glued numbers are range-checked under ``quick`` only).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class Profile:
     attack_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     download: bool = False
     description: str = ""
+    defense_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per defense, under the caller's
 
     def train_kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")}
@@ -50,6 +54,24 @@ FULL = PROFILES.register("full")(Profile(
     weight_decay=5e-4, augment="crop-flip", download=True,
     attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}},
     description="GPU with internet: CIFAR-10, PreAct-ResNet18, 40 epochs of SGD (BackdoorBench-like).",
+))
+
+
+_SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32}
+SMOKE = PROFILES.register("smoke")(Profile(
+    name="smoke", dataset="synth32", model="preact-resnet18-w8", epochs=1, batch_size=16, lr=0.02, optimizer="sgd",
+    weight_decay=5e-4, augment="none",
+    attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}},
+    defense_params={  # [ours] a few steps of each: the smoke test runs the code, it does not measure the defenses
+        "baerase": {**_SMOKE_RECOVER, "epochs": 3},
+        "agme": {"recover_params": _SMOKE_RECOVER, "nc_steps": 20},
+        "agme-repair": {"recover_params": _SMOKE_RECOVER, "nc_steps": 20},
+        "nc-unlearn": {"nc_steps": 20, "epochs": 2},
+        "finetune": {"epochs": 2},
+        "fine-pruning": {"epochs": 2},
+    },
+    description="CPU, offline smoke test of the full path: synth32 colour images, PreAct-ResNet18 at 1/8 width, "
+                "1 epoch of SGD (the backdoor is barely planted: the numbers are not results).",
 ))
 
 

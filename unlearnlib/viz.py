@@ -17,12 +17,16 @@ METRIC_LABELS = {"acc": "acc (%)", "asr": "asr (%)", "target_acc": "target_acc (
                  "asr_floor": "asr_floor (%)"}
 
 
-def _imshow(ax: plt.Axes, img: torch.Tensor, title: str = "") -> None:
+def imshow(ax: plt.Axes, img: torch.Tensor, title: str = "") -> None:
+    """One ``(C, H, W)`` image in [0, 1] on ``ax``: greyscale (C = 1) with the grey colormap on a fixed 0-1 scale,
+    colour (C = 3) channels-last with no colormap. The one place images are drawn."""
     img = img.detach().cpu().float().clamp(0, 1)
+    if img.dim() != 3 or img.shape[0] not in (1, 3):
+        raise ValueError(f"img must be a (1 or 3, H, W) image, got shape {tuple(img.shape)}")
     if img.shape[0] == 1:
         ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
     else:
-        ax.imshow(img.permute(1, 2, 0))
+        ax.imshow(img.permute(1, 2, 0).numpy())
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 
@@ -35,7 +39,7 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * nrows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < n:
-            _imshow(ax, images[i], titles[i] if titles else "")
+            imshow(ax, images[i], titles[i] if titles else "")
         else:
             ax.axis("off")
     fig.tight_layout()
@@ -51,18 +55,18 @@ def trigger_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> plt.
         ax.axis("off")
     axes[0, 0].text(0.5, 0.5, "clean", ha="center", va="center", fontsize=11)
     for j in range(n):
-        _imshow(axes[0, j + 2], x[j])
+        imshow(axes[0, j + 2], x[j])
     for i, (name, trig) in enumerate(triggers.items(), start=1):
         mask, pattern = getattr(trig, "mask", None), getattr(trig, "pattern", None)
         if mask is not None and pattern is not None:
-            _imshow(axes[i, 0], mask.expand_as(pattern), f"{name}: mask")
-            _imshow(axes[i, 1], pattern, "pattern")
+            imshow(axes[i, 0], mask.expand_as(pattern), f"{name}: mask")
+            imshow(axes[i, 1], pattern, "pattern")
         else:
             axes[i, 0].axis("off")
             axes[i, 1].axis("off")
             axes[i, 0].text(0.5, 0.5, name, ha="center", va="center", fontsize=11)
         for j, img in enumerate(apply_trigger(trig, x)):
-            _imshow(axes[i, j + 2], img)
+            imshow(axes[i, j + 2], img)
     fig.tight_layout()
     return fig
 
@@ -74,7 +78,7 @@ def prediction_grid(models: Mapping[str, nn.Module], x: torch.Tensor, trigger: T
     preds = {name: logits(m, xt).argmax(1) for name, m in models.items()}
     fig, axes = plt.subplots(1, len(x), figsize=(1.45 * len(x), 2.1), squeeze=False)
     for j, ax in enumerate(axes[0]):
-        _imshow(ax, xt[j])
+        imshow(ax, xt[j])
         lines = [f"{name}: {class_names[int(p[j])]}" for name, p in preds.items()]
         ax.set_title("\n".join(lines), fontsize=8)
     fig.tight_layout()

@@ -10,6 +10,7 @@ from torch import nn
 
 from .attacks import make_trigger
 from .metrics import logits
+from .viz import imshow
 
 
 def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_names: Sequence[str],
@@ -34,8 +35,7 @@ def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_nam
             trig = make_trigger("blended", shape, **{**(blended_params or {}), "alpha": max(alpha.value, 1e-3)})
         xt = trig.apply(x[index.value:index.value + 1])
         fig, (a0, a1) = plt.subplots(1, 2, figsize=(6.5, 2.4), gridspec_kw={"width_ratios": [1, 2.2]})
-        a0.imshow(xt[0].permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
-        a0.axis("off")
+        imshow(a0, xt[0])
         ks = range(len(class_names))
         for name, colour, off in ((attack.value, "tab:red", 0.2), ("clean", "tab:gray", -0.2)):
             p = logits(models[name], xt).softmax(1)[0]

@@ -298,15 +298,21 @@ def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigge
 
     Each setting may hold ``fraction`` (of ``train`` used, class-balanced) and any :func:`unlearn` argument
     (``alpha``, ``ascent_bound``, ...) over ``base``. Returns one row per setting (the setting, the number of
-    unlearning images and ``metrics(model)`` in percent) and the curves keyed by a label naming the setting.
+    unlearning images and ``metrics(model)`` in percent) and the curves keyed by a label naming the setting. A
+    setting whose loss diverges (:class:`DivergenceError`) gets a row with the error under ``diverged`` and no
+    metrics or curve.
     """
     rows, curves = [], {}
     for setting in settings:
         s = dict(setting)
         part = train.take(max(1, int(check_fraction(s.pop("fraction", 1.0), "fraction") * len(train))), seed)
-        m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
+        row = {**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part)}
+        try:
+            m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
+        except DivergenceError as exc:  # a setting that diverges is a result of the ablation, shown as such
+            rows.append({**row, "diverged": str(exc)})
+            continue
         label = ", ".join(f"{k}={'log K' if v is None else v}" for k, v in s.items()) + f", n={len(part)}"
-        rows.append({**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part),
-                     **{k: round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
+        rows.append({**row, **{k: round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
         curves[label] = h
     return rows, curves

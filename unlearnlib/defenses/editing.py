@@ -122,6 +122,12 @@ def split_keys(keys: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     return list(keys.split([per * n for n in sizes]))
 
 
+def solve_form(n_keys: int, d: int, mu: float) -> str:
+    """Which system :func:`ridge_solve` solves: ``"dual"`` (n x n, push-through) when ``mu > 0`` and there are
+    fewer keys than dimensions, else ``"primal"`` (d x d, Cholesky)."""
+    return "dual" if mu > 0 and n_keys < d else "primal"
+
+
 def ridge_solve(w: torch.Tensor, k_trig: torch.Tensor, values: torch.Tensor, k_keep: torch.Tensor, lam: float,
                 mu: float, keep_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The (ridge) closed form, keys as rows, solved for the change ``Delta = W' - W``:
@@ -142,7 +148,7 @@ def ridge_solve(w: torch.Tensor, k_trig: torch.Tensor, values: torch.Tensor, k_k
     wts = torch.ones(len(kk), dtype=f, device=kk.device) if keep_weights is None else keep_weights.to(f)
     d, n = w32.shape[1], len(kt) + len(kk)
     r = values.to(f) - kt @ w32.T  # (n_trig, out)
-    if mu > 0 and n < d:  # dual (kernel) form
+    if solve_form(n, d, mu) == "dual":  # dual (kernel) form
         g = torch.cat([kt, (lam * wts).sqrt().view(-1, 1) * kk])  # (n, d)
         gram = (g @ g.T).to(dt) + mu * torch.eye(n, dtype=dt, device=w.device)
         rhs = torch.cat([r, r.new_zeros(len(kk), r.shape[1])]).to(dt)  # (n, out)
@@ -165,7 +171,10 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
 
     ``keep_x`` adds preservation keys with weight ``keep_weight`` (the repair step); values are always those of
     ``base`` (default: the model before this call), so re-solving from the original model is stable.
-    Returns ``{"layers": [...], "edit_seconds": s, "dims": [...]}``.
+    Returns ``{"layers": [...], "edit_seconds": s, "dims": [...], "keys": [...], "solve_forms": [...],
+    "solve_seconds": s}``: per layer the dimension d, the number of keys n (triggered + preservation) and the
+    form of the solve (:func:`solve_form`); ``solve_seconds`` is the linear algebra alone (the rest is the forward
+    passes that read the keys).
     """
     check_classifier(model)
     for name, v in (("lam", lam), ("mu", mu), ("keep_weight", keep_weight)):
@@ -176,7 +185,7 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
     start = time.perf_counter()
     trig_x = apply_trigger(trigger, clean_x)  # raises if the trigger changes the input shape
     base_layers = {n: weight_matrix(get_layer(base if base is not None else model, n)).clone() for n in names}
-    dims = []
+    dims, n_keys, forms, solve_seconds = [], [], [], 0.0
     for n in names:
         layer = get_layer(model, n)
         w0 = base_layers[n].to(layer.weight.device)
@@ -187,11 +196,16 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
             extra = more[0]
             keep = torch.cat([keep, extra])
             weights = torch.cat([weights, torch.full((len(extra),), float(keep_weight), device=extra.device)])
+        t0 = time.perf_counter()
         new_w = ridge_solve(w0, k_trig, k_clean @ w0.T, keep, float(lam), float(mu), weights)
+        solve_seconds += time.perf_counter() - t0
         with torch.no_grad():
             layer.weight.copy_(new_w.reshape(layer.weight.shape))
         dims.append(int(w0.shape[1]))
-    return {"layers": names, "edit_seconds": time.perf_counter() - start, "dims": dims}
+        n_keys.append(len(k_trig) + len(keep))
+        forms.append(solve_form(n_keys[-1], dims[-1], float(mu)))
+    return {"layers": names, "edit_seconds": time.perf_counter() - start, "dims": dims, "keys": n_keys,
+            "solve_forms": forms, "solve_seconds": solve_seconds}
 
 
 def _warm_up_linalg() -> None:
@@ -232,7 +246,8 @@ class AgmeBDK(Defense):
             keys_x = shift_augment(x) if self.augment else x
             return edit_layers(model, keys_x, trigger, layers=self.layers, lam=self.lam, mu=self.mu, **kw)
         cands = [n for n in (getattr(model, "last_conv", None), default_edit_layer(model)) if isinstance(n, str)]
-        out: dict[str, Any] = {"layers": [], "edit_seconds": 0.0, "dims": [], "agreement": []}
+        out: dict[str, Any] = {"layers": [], "edit_seconds": 0.0, "dims": [], "keys": [], "solve_forms": [],
+                               "solve_seconds": 0.0, "agreement": []}
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
             conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)
@@ -242,8 +257,9 @@ class AgmeBDK(Defense):
             with torch.no_grad():
                 pred = model(torch.cat([trig_x, x])).argmax(1)
                 agree = float((pred[:len(x)] == pred[len(x):]).float().mean())
-            out["layers"] += o["layers"]
-            out["dims"] += o["dims"]
+            for k in ("layers", "dims", "keys", "solve_forms"):
+                out[k] += o[k]
+            out["solve_seconds"] += o["solve_seconds"]
             out["agreement"].append(agree)
             out["edit_seconds"] += o["edit_seconds"] + time.perf_counter() - start
             if agree >= self.cascade_agreement - 1e-6:
@@ -267,6 +283,7 @@ class Agme(AgmeBDK):
     (chapter 5 shows it); the max-entropy generator also tries a full-image blend and keeps the kind that fires.
     ``mu=10``: a recovered trigger is only an approximation, so the edit is held closer to the original weights
     than with the true trigger (mu=1 cost Blended ~1.5 points of accuracy on mnist5k).
+    ``recover_params`` are passed to :func:`~unlearnlib.recover.target_search.recover` (``gen_steps``, ...).
     """
 
     name = "agme"
@@ -276,11 +293,15 @@ class Agme(AgmeBDK):
     min_classes = 2
 
     def __init__(self, recover: str = "baerase", nc_steps: int = 100, nc_lam: float = 0.1, mu: float = 10.0,
-                 augment: bool = False, layers: str | list[str] | None = None, **kw: Any) -> None:
+                 augment: bool = False, layers: str | list[str] | None = None,
+                 recover_params: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(layers=layers, mu=mu, augment=augment, **kw)
         if recover not in ("nc", "baerase"):
             raise ValueError(f"recover must be 'nc' (Neural Cleanse) or 'baerase' (MESA generator), got {recover!r}")
-        self.recover = recover
+        if recover_params is not None and not isinstance(recover_params, dict):
+            raise ValueError(f"recover_params must be a dict of arguments of unlearnlib.recover.target_search.recover "
+                             f"(gen_steps, search_steps, ...), got {recover_params!r}")
+        self.recover, self.recover_params = recover, dict(recover_params or {})
         self.nc_steps, self.nc_lam = check_positive_int(nc_steps, "nc_steps"), check_number(nc_lam, "nc_lam")
 
     def recover_trigger(self, model: nn.Module, defender: Data, target: int | None,
@@ -291,7 +312,8 @@ class Agme(AgmeBDK):
 
             train, heldout = defender.holdout_split(0.2, self.seed, "defender")
             with cpu_threads(1 if self.device.type == "cpu" else None):  # small generator steps: 1 thread is fastest
-                rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress)
+                rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress,
+                              **self.recover_params)
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
                                                   "detected": target is not None or rec.search is None
                                                   or bool(rec.search.outlier),

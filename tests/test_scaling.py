@@ -1,0 +1,36 @@
+"""``bench --scaling``: one fresh process per (model, defense) cell, seconds, peak memory and the edit's solve."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from unlearnlib.cli import main
+from unlearnlib.defenses.editing import solve_form
+from unlearnlib.scaling import machine, run_scaling, to_markdown
+
+
+def test_solve_form_follows_ridge_solve():
+    assert solve_form(100, 4608, 1.0) == "dual" and solve_form(5000, 144, 1.0) == "primal"
+    assert solve_form(100, 4608, 0.0) == "primal"  # no ridge: the d x d system (it raises when singular)
+
+
+def test_bench_scaling_cli_writes_the_table(tmp_path, capsys):
+    assert main(["bench", "--scaling", "--models", "cnn", "--defenses", "agme-bdk", "--unseen", "5",
+                 "--device", "cpu", "--out", str(tmp_path), "--no-progress"]) == 0
+    df = pd.read_csv(tmp_path / "scaling.csv")
+    assert len(df) == 1 and df.at[0, "status"] == "ok", df.to_dict("records")
+    r = df.iloc[0]
+    assert r["model"] == "cnn" and r["input"] == "1x28x28" and r["params"] > 100_000
+    assert 0 < r["edit_seconds"] <= r["seconds"] and 0 < r["solve_seconds"] <= r["edit_seconds"]
+    assert r["peak_mib"] >= 0 and r["mem_method"] in ("VmHWM", "ru_maxrss delta")
+    assert r["layers"].split()[0] == "conv2" and r["dims"].split()[0] == "144"  # 16 channels x 3 x 3
+    assert r["solve_forms"].split()[0] == solve_form(int(r["keys"].split()[0]), 144, 1.0)
+    md = (tmp_path / "scaling.md").read_text()
+    assert machine() in md and "conv2 (144," in md
+    assert "agme-bdk" in capsys.readouterr().out
+
+
+def test_a_failing_cell_is_a_row_not_a_crash():
+    df = run_scaling(["cnn"], ["agme-bdk"], unseen=5, params={"agme-bdk": {"lam": "x"}}, progress=False)
+    assert df.at[0, "status"] == "failed" and "lam" in df.at[0, "error"]
+    assert "failed: " in to_markdown(df)

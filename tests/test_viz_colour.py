@@ -1,0 +1,48 @@
+"""Images are drawn in their own channels: grey with the grey colormap, colour channels-last with no colormap."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from unlearnlib.attacks import make_trigger  # noqa: E402
+from unlearnlib.plots_recovery import plot_trigger_gallery  # noqa: E402
+from unlearnlib.viz import imshow, trigger_gallery  # noqa: E402
+
+
+def test_colour_image_is_channels_last_without_colormap():
+    fig, ax = plt.subplots()
+    img = torch.rand(3, 8, 6)
+    imshow(ax, img)
+    arr = ax.images[0].get_array()
+    assert arr.shape == (8, 6, 3) and torch.allclose(torch.as_tensor(arr), img.permute(1, 2, 0))
+    plt.close(fig)
+
+
+def test_grey_image_uses_the_grey_colormap_on_a_fixed_scale():
+    fig, ax = plt.subplots()
+    imshow(ax, torch.rand(1, 8, 8) * 0.5)
+    im = ax.images[0]
+    assert im.get_array().shape == (8, 8) and im.get_cmap().name == "gray" and im.get_clim() == (0, 1)
+    plt.close(fig)
+
+
+def test_bad_image_shape_is_refused():
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="img must be"):
+        imshow(ax, torch.rand(2, 8, 8))
+    plt.close(fig)
+
+
+def test_trigger_figures_draw_colour_triggers_in_colour():
+    x = torch.rand(4, 3, 32, 32)
+    trig = make_trigger("badnets", (3, 32, 32))
+    for fig in (trigger_gallery(x, {"BadNets": trig}), plot_trigger_gallery(x, trig, {"same": trig}, n=3)):
+        shapes = {im.get_array().shape for ax in fig.axes for im in ax.images}
+        assert shapes == {(32, 32, 3)}, shapes
+        plt.close(fig)
