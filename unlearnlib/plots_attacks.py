@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .attacks import TriggerArg, apply_trigger
-from .viz import _imshow
+from .viz import imshow
 
 
 def difference_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> Figure:
@@ -23,8 +23,8 @@ def difference_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> F
         scale = max(float(diff.abs().max()), 1e-6)
         for j in range(n):
             a0, a1, a2 = axes[i, 3 * j:3 * j + 3]
-            _imshow(a0, x[j], "clean" if i == 0 else "")
-            _imshow(a1, xt[j], "triggered" if i == 0 else "")
+            imshow(a0, x[j], "clean" if i == 0 else "")
+            imshow(a1, xt[j], "triggered" if i == 0 else "")
             a2.imshow(diff[j].mean(0), cmap="RdBu_r", vmin=-scale, vmax=scale)
             a2.set_title(f"T(x) - x (±{scale:.2f})", fontsize=7)
             a2.axis("off")
@@ -53,7 +53,7 @@ def plot_flow_field(trigger: object, image: torch.Tensor | None = None, step: in
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     if image is not None:
         warped = apply_trigger(trigger, image[None])[0]  # type: ignore[arg-type]
-        _imshow(axes[0, 1], image, "clean")
-        _imshow(axes[0, 2], warped, "warped")
+        imshow(axes[0, 1], image, "clean")
+        imshow(axes[0, 2], warped, "warped")
     fig.tight_layout()
     return fig
