@@ -300,6 +300,6 @@ def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigge
         m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
         label = ", ".join(f"{k}={'log K' if v is None else v}" for k, v in s.items()) + f", n={len(part)}"
         rows.append({**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part),
-                     **{k: round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
+                     **{f"{k} (%)": round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
         curves[label] = h
     return rows, curves
