@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 export UNLEARNLIB_CACHE ?= $(CURDIR)/_build/cache
 
-.PHONY: book test lint venv clean
+.PHONY: book test lint venv clean check-html
 
 book: $(STAMP)
 	$(PY) tools/book.py all
@@ -14,6 +14,10 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Every page of _build/html in headless Chromium (Debian: chromium, chromium-driver); skipped when not installed.
+check-html: $(STAMP)
+	$(PY) tools/check_html.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

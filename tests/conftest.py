@@ -34,3 +34,9 @@ def glue(executed_book):
         return book.read_glue(book.executed_path(nb))
 
     return read
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_book) -> Path:
+    """``jupyter-book build -W`` of the executed book once per session; the path of its index.html."""
+    return book.html()

@@ -3,12 +3,17 @@
     python tools/book.py execute [NAME ...] [--profile quick]   # run notebooks into _build/executed
     python tools/book.py html                                   # jupyter-book build -W of the executed copies
     python tools/book.py all                                    # both (what `make book` does)
-    python tools/book.py sync-setup                             # rewrite every notebook's Colab setup cell
+    python tools/book.py sync-setup                             # rewrite every notebook's generated cells
 
 The source tree (``_config.yml``, ``_toc.yml``, ``book/``) is staged into ``_build/executed`` and each notebook
 listed in ``_toc.yml`` is executed there by papermill (kernel ``python3``, working directory = the notebook's
 source folder, parameter ``profile``). Jupyter Book then renders that staged tree with execution off, so what
 the book shows is exactly what the executed copies hold. A failing cell raises and stops the build.
+
+Plumbing is hidden with Jupyter Book's own cell tag ``remove-cell`` and kept in the notebooks: the generated
+Colab setup cell (first) and timing cell (last) carry it in the sources, papermill's injected-parameters cell
+gets it in the executed copy. The chapter's own ``parameters`` cell stays visible. After execution every output
+is checked (:func:`output_problems`): a warning, a traceback, stderr or a local path fails the build.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "_build"
 EXECUTED = BUILD / "executed"
 HTML = BUILD / "html"
+REMOVE = "remove-cell"  # Jupyter Book 1.x: the cell (input and output) is not rendered
+SETUP_TAG, BADGE_TAG, TIMING_TAG = "setup", "colab-badge", "timing"  # the cells sync-setup generates
 CELL_TIMEOUT_S = 900  # a cell that runs this long fails the build (the slowest quick cell: ~100 s)
 POLL_SLICE_S = 1.0
 
@@ -124,9 +132,84 @@ def execute(names: list[str] | None = None, profile: str = "quick", dest: Path =
                             cwd=str(nb.parent), progress_bar=False, log_output=False,
                             execution_timeout=CELL_TIMEOUT_S)
         times[nb.stem] = time.perf_counter() - start
+        hide_injected_parameters(out)
+        problems = output_problems(out)
+        if problems:
+            raise SystemExit(f"error: {nb.relative_to(ROOT)} printed what a reader must not see:\n  "
+                             + "\n  ".join(problems))
         print(f"executed {nb.relative_to(ROOT)} in {times[nb.stem]:.1f} s", flush=True)
     print(f"executed {len(times)} notebooks in {sum(times.values()):.1f} s", flush=True)
     return times
+
+
+def hide_injected_parameters(nb_path: Path) -> None:
+    """Tag papermill's ``injected-parameters`` cell ``remove-cell`` in an executed copy (the values it injects
+    are the defaults the visible ``parameters`` cell already shows, or the build's own choice)."""
+    nb = json.loads(nb_path.read_text())
+    changed = False
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and REMOVE not in tags:
+            tags.append(REMOVE)
+            changed = True
+    if changed:
+        tmp = nb_path.with_suffix(".ipynb.tmp")
+        tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        tmp.replace(nb_path)
+
+
+# What a reader of the rendered book must never see in an output: Python's warnings (``path:line: XWarning:``),
+# tracebacks, and paths of the machine that built the book.
+WARNING_RE = re.compile(r"\b\w*(Warning|Error)\b:|^\s*warnings\.warn\(|Traceback \(most recent call last\)",
+                        re.MULTILINE)
+
+
+def local_paths() -> list[str]:
+    """Path prefixes of the build machine that must not appear in the book (repository, home, temp, venv)."""
+    import tempfile
+
+    found = {str(ROOT), str(Path.home()), tempfile.gettempdir(), sys.prefix, os.path.realpath(sys.prefix),
+             "/tmp/", "site-packages", "dist-packages"}
+    return sorted(p for p in found if p and p != "/")
+
+
+def _output_text(o: dict[str, Any]) -> str:
+    if o.get("output_type") == "stream":
+        text = o.get("text", "")
+    elif o.get("output_type") == "error":
+        text = "\n".join([f"{o.get('ename')}: {o.get('evalue')}", *o.get("traceback", [])])
+    else:
+        data = o.get("data", {})
+        text = [v for k, v in data.items() if k.startswith("text/") or k.endswith("json")]
+        text = "\n".join("".join(t) if isinstance(t, list) else str(t) for t in text)
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def output_problems(nb_path: Path) -> list[str]:
+    """Every output of an executed notebook that shows a warning, an error, stderr or a local path."""
+    cells = json.loads(nb_path.read_text())["cells"]
+    paths = local_paths()
+    problems = []
+    for i, cell in enumerate(cells):
+        if REMOVE in cell.get("metadata", {}).get("tags", []):
+            continue
+        for o in cell.get("outputs", []):
+            where = f"cell {i}"
+            if o.get("output_type") == "error":
+                problems.append(f"{where}: {o.get('ename')}: {o.get('evalue')}")
+                continue
+            if o.get("output_type") == "stream" and o.get("name") == "stderr":
+                problems.append(f"{where}: stderr: {_output_text(o).strip()[:300]!r}")
+                continue
+            text = _output_text(o)
+            m = WARNING_RE.search(text)
+            if m:
+                line = text[max(0, m.start() - 120): m.end() + 120].strip()
+                problems.append(f"{where}: a warning or traceback: {line!r}")
+            for p in paths:
+                if p in text:
+                    problems.append(f"{where}: the local path {p!r} is shown")
+    return problems
 
 
 def html() -> Path:
@@ -163,32 +246,84 @@ def read_glue(nb_path: Path) -> dict[str, Any]:
     return out
 
 
+def repository() -> dict[str, str]:
+    """``repository`` of ``_config.yml``: the one place the book's repository URL and branch live."""
+    return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+
+
+def chapter_key(nb: Path) -> str:
+    """The glue prefix of a chapter: ``book/01_backdoor_attacks.ipynb`` -> ``ch01``."""
+    m = re.match(r"(\d+)_", nb.stem)
+    return f"ch{m.group(1)}" if m else nb.stem.replace("-", "_")
+
+
 def setup_cell_source() -> str:
-    """The Colab-aware first cell, generated from ``repository`` in ``_config.yml`` (the one place it lives)."""
-    repo = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+    """The Colab-aware first cell, generated from ``repository`` in ``_config.yml``.
+
+    It also starts the chapter's clock, read by the last cell (:func:`timing_cell_source`)."""
+    repo = repository()
     url = f"git+{repo['url']}.git@{repo.get('branch', 'main')}"
     return (
-        "# Setup: in Colab, install unlearnlib from the book's repository; locally this cell does nothing.\n"
+        "# Setup (hidden in the rendered book): in Colab, install unlearnlib from the book's repository and\n"
+        "# myst-nb (for `glue`); locally this cell only starts the chapter's clock.\n"
         "import subprocess\n"
         "import sys\n"
+        "import time\n"
         "\n"
         "if \"google.colab\" in sys.modules:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"{url}\"], check=True)"
+        f"    packages = [\"{url}\", \"myst-nb\"]\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", *packages], check=True)\n"
+        "chapter_start = time.perf_counter()"
     )
 
 
-def sync_setup() -> None:
-    """Rewrite the first cell of every notebook under book/ to the canonical setup cell."""
+def timing_cell_source(nb: Path) -> str:
+    """The hidden last cell: glue the chapter's run time, first cell to last, as ``chNN_run_seconds``."""
+    return (
+        "# Timing (hidden in the rendered book): this chapter's run time, for the line under its title.\n"
+        "from myst_nb import glue\n"
+        "\n"
+        f"glue(\"{chapter_key(nb)}_run_seconds\", round(time.perf_counter() - chapter_start), display=False)"
+    )
+
+
+def badge_cell_source(nb: Path) -> str:
+    """The line under a chapter's title: a "Launch in Colab" badge and the chapter's measured CPU run time."""
+    repo = repository()
+    path = nb.relative_to(ROOT).as_posix()
+    colab = (f"https://colab.research.google.com/github/{repo['url'].removeprefix('https://github.com/')}"
+             f"/blob/{repo.get('branch', 'main')}/{repo.get('path_to_book') or ''}{path}")
+    badge = os.path.relpath(ROOT / "book" / "images" / "colab-badge.svg", nb.parent)
+    return (f"[![Launch in Colab]({badge})]({colab}) &nbsp; runs on a CPU in about "
+            f"{{glue:text}}`{chapter_key(nb)}_run_seconds` s")
+
+
+def sync_setup(paths: list[Path] | None = None) -> None:
+    """Write the generated cells into every notebook under book/: the hidden setup cell (first), the badge
+    line (right after the title cell) and the hidden timing cell (last). Idempotent."""
     import nbformat
 
-    src = setup_cell_source()
-    for nb_path in sorted((ROOT / "book").glob("*.ipynb")):
+    for nb_path in paths or sorted((ROOT / "book").glob("*.ipynb")):
         nb = nbformat.read(nb_path, as_version=4)
-        first = nb.cells[0] if nb.cells else None
+        generated = {BADGE_TAG, TIMING_TAG}
+        cells = [c for c in nb.cells if not generated & set(c.metadata.get("tags", []))]
+        first = cells[0] if cells else None
+        setup = {"tags": [SETUP_TAG, REMOVE]}
         if first is not None and first.cell_type == "code" and "google.colab" in first.source:
-            first.source = src
+            first.source, first.metadata = setup_cell_source(), {**first.metadata, **setup}
         else:
-            nb.cells.insert(0, nbformat.v4.new_code_cell(src, metadata={"tags": ["setup"]}))
+            cells.insert(0, nbformat.v4.new_code_cell(setup_cell_source(), metadata=setup))
+        title = next((i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("# ")),
+                     0)
+        cells.insert(title + 1, nbformat.v4.new_markdown_cell(badge_cell_source(nb_path),
+                                                              metadata={"tags": [BADGE_TAG]}))
+        cells.append(nbformat.v4.new_code_cell(timing_cell_source(nb_path), metadata={"tags": [TIMING_TAG, REMOVE]}))
+        old = {c.get("id"): c for c in nb.cells}
+        for c in cells:  # keep the ids of cells that were there, so a re-sync changes nothing
+            for o in old.values():
+                if o.cell_type == c.cell_type and o.source == c.source and o.metadata == c.metadata:
+                    c["id"] = o["id"]
+        nb.cells = cells
         nbformat.validator.normalize(nb)
         nbformat.write(nb, nb_path)
         print(f"synced {nb_path.relative_to(ROOT)}")

@@ -6,14 +6,17 @@ from typing import Any
 
 import pandas as pd
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+from . import style
+from .style import MARKERS
+
+style.apply()
 
 
 def _scatter(summary: pd.DataFrame, x: str, xlabel: str, ax: Any, log_x: bool) -> Any:
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(6.5, 4.2))
+        _, ax = plt.subplots(figsize=style.figsize(3.6, 6.5))
     missing = {f"{x}_mean", "asr_mean", "asr_std", "attack", "defense"} - set(summary.columns)
     if missing:
         raise ValueError(f"summary must come from unlearnlib.bench.summarise; missing columns {sorted(missing)}")
@@ -21,7 +24,7 @@ def _scatter(summary: pd.DataFrame, x: str, xlabel: str, ax: Any, log_x: bool) -
     attacks = list(dict.fromkeys(rows["attack"]))
     defenses = list(dict.fromkeys(rows["defense"]))
     others = [d for d in dict.fromkeys(summary["defense"]) if d != "none"]
-    colors = {"none": "black", **{d: f"C{i % 10}" for i, d in enumerate(others)}}  # same colours in every plot
+    colors = {d: style.defense_colour(d, others) for d in ["none", *others]}  # same colours in every plot
     for _, r in rows.iterrows():
         ax.errorbar(r[f"{x}_mean"], 100 * r["asr_mean"], yerr=0.0 if pd.isna(r["asr_std"]) else 100 * r["asr_std"],
                     fmt=MARKERS[attacks.index(r["attack"]) % len(MARKERS)], color=colors[r["defense"]],
@@ -31,7 +34,7 @@ def _scatter(summary: pd.DataFrame, x: str, xlabel: str, ax: Any, log_x: bool) -
             ax.axhline(100 * r["asr_mean"], color="0.6", ls="--", lw=1)
     handles = [ax.plot([], [], "o", color=colors[d], label=d)[0] for d in defenses]
     handles += [ax.plot([], [], MARKERS[i % len(MARKERS)], color="0.4", label=a)[0] for i, a in enumerate(attacks)]
-    ax.legend(handles=handles, fontsize=8, loc="best", ncol=2)
+    ax.legend(handles=handles, loc="best", ncol=2)
     if log_x:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -78,7 +81,7 @@ def plot_der(summary: pd.DataFrame, ax: Any = None) -> Any:
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(7, 3.2))
+        _, ax = plt.subplots(figsize=style.figsize(3.2))
     rows = summary[summary["defense"] != "none"]
     attacks, defenses = list(dict.fromkeys(rows["attack"])), list(dict.fromkeys(rows["defense"]))
     width = 0.8 / max(1, len(attacks))
@@ -90,7 +93,7 @@ def plot_der(summary: pd.DataFrame, ax: Any = None) -> Any:
     ax.set_xticks(range(len(defenses)), defenses, rotation=20)
     ax.set_ylabel("der (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8)
+    ax.legend()
     ax.set_title("Defense effectiveness rating (higher is better)")
     return ax
 

@@ -22,5 +22,5 @@ MESA_ASR_RANGE = {"before": (92.3, 99.8), "after": (1.2, 5.9), "setting": "CIFAR
 
 def published_table() -> pd.DataFrame:
     """The published rows as a DataFrame (percent; empty where the source does not give the number)."""
-    cols = ["source", "setting", "method", "acc before", "asr before", "acc after", "asr after"]
+    cols = ["source", "setting", "method", "acc before (%)", "asr before (%)", "acc after (%)", "asr after (%)"]
     return pd.DataFrame(PUBLISHED, columns=cols)

@@ -9,9 +9,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import style
 from .attacks import TriggerArg, apply_trigger, make_trigger
 from .data import Data
 from .metrics import evaluate, logits
+
+style.apply()
 
 METRIC_LABELS = {"acc": "acc (%)", "asr": "asr (%)", "target_acc": "target_acc (%)", "ra": "ra (%)",
                  "asr_floor": "asr_floor (%)"}
@@ -27,16 +30,24 @@ def imshow(ax: plt.Axes, img: torch.Tensor, title: str = "") -> None:
         ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
     else:
         ax.imshow(img.permute(1, 2, 0).numpy())
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=style.MIN_FONT_PT)
     ax.axis("off")
 
 
-def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8,
-                size: float = 1.4) -> plt.Figure:
-    """A grid of (N, C, H, W) images with optional titles."""
+def _row_label(ax: plt.Axes, text: str) -> None:
+    """A row's name, written vertically left of its first image."""
+    ax.annotate(text, xy=(-0.08, 0.5), xycoords="axes fraction", ha="right", va="center", rotation=90,
+                fontsize=style.FONT_PT)
+
+
+def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 4) -> plt.Figure:
+    """A grid of (N, C, H, W) images with optional titles, page-wide (``ncols`` images per row)."""
     n = len(images)
+    ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * nrows), squeeze=False)
+    size = style.PAGE_WIDTH_IN / ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.PAGE_WIDTH_IN, (size * 0.85 + 0.3) * nrows),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < n:
             imshow(ax, images[i], titles[i] if titles else "")
@@ -47,27 +58,30 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
 
 
 def trigger_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> plt.Figure:
-    """One row per trigger: its mask and pattern (when it has them), then ``x`` with the trigger applied."""
+    """One row per trigger: its mask and pattern (when it has them), then ``x`` with the trigger applied.
+
+    The figure is page-wide; rows are named on the left, columns ("mask", "pattern", "with the trigger") on top."""
     n = len(x)
-    fig, axes = plt.subplots(len(triggers) + 1, n + 2, figsize=(1.4 * (n + 2), 1.55 * (len(triggers) + 1)),
-                             squeeze=False)
+    cell = style.PAGE_WIDTH_IN / (n + 2.4)
+    fig, axes = plt.subplots(len(triggers) + 1, n + 2, squeeze=False,
+                             figsize=(style.PAGE_WIDTH_IN, cell * (len(triggers) + 1) + 0.5))
     for ax in axes[0, :2]:
         ax.axis("off")
-    axes[0, 0].text(0.5, 0.5, "clean", ha="center", va="center", fontsize=11)
+    _row_label(axes[0, 2], "clean")
     for j in range(n):
         imshow(axes[0, j + 2], x[j])
     for i, (name, trig) in enumerate(triggers.items(), start=1):
         mask, pattern = getattr(trig, "mask", None), getattr(trig, "pattern", None)
         if mask is not None and pattern is not None:
-            imshow(axes[i, 0], mask.expand_as(pattern), f"{name}: mask")
-            imshow(axes[i, 1], pattern, "pattern")
+            imshow(axes[i, 0], mask.expand_as(pattern), "mask" if i == 1 else "")
+            imshow(axes[i, 1], pattern, "pattern" if i == 1 else "")
         else:
             axes[i, 0].axis("off")
             axes[i, 1].axis("off")
-            axes[i, 0].text(0.5, 0.5, name, ha="center", va="center", fontsize=11)
+        _row_label(axes[i, 0], name)
         for j, img in enumerate(apply_trigger(trig, x)):
             imshow(axes[i, j + 2], img)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.2)
     return fig
 
 
@@ -76,11 +90,18 @@ def prediction_grid(models: Mapping[str, nn.Module], x: torch.Tensor, trigger: T
     """Triggered images with each model's prediction: green when it is the true digit, red otherwise."""
     xt = apply_trigger(trigger, x)
     preds = {name: logits(m, xt).argmax(1) for name, m in models.items()}
-    fig, axes = plt.subplots(1, len(x), figsize=(1.45 * len(x), 2.1), squeeze=False)
-    for j, ax in enumerate(axes[0]):
+    ncols = min(len(x), 5)
+    nrows = (len(x) + ncols - 1) // ncols
+    cell = style.PAGE_WIDTH_IN / ncols
+    height = nrows * (0.6 * cell + 0.2 * (len(models) + 1))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.PAGE_WIDTH_IN, height), squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        if j >= len(x):
+            ax.axis("off")
+            continue
         imshow(ax, xt[j])
         lines = [f"{name}: {class_names[int(p[j])]}" for name, p in preds.items()]
-        ax.set_title("\n".join(lines), fontsize=8)
+        ax.set_title("\n".join(lines), fontsize=style.MIN_FONT_PT)
     fig.tight_layout()
     return fig
 
@@ -105,19 +126,20 @@ def strength_curve(model: nn.Module, test: Data, attack: str, param: str, values
 
 def plot_before_after(record: Mapping[str, object], ax: plt.Axes | None = None) -> plt.Figure:
     """Bars of acc, asr, target_acc and ra before and after a defense (a run record of the CLI's schema)."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 2.8))
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=style.figsize(2.8))
     keys = ["acc", "asr", "target_acc", "ra"]
     before, after = record["before"], record["after"]
     xs = range(len(keys))
-    ax.bar([i - 0.2 for i in xs], [100 * before[k] for k in keys], 0.4, label="backdoored", color="tab:red")
+    ax.bar([i - 0.2 for i in xs], [100 * before[k] for k in keys], 0.4, label="backdoored",
+           color=style.ROLE["backdoored"])
     ax.bar([i + 0.2 for i in xs], [100 * after[k] for k in keys], 0.4, label=f"after {record['defense']}",
-           color="tab:blue")
-    ax.axhline(100 * before["asr_floor"], color="gray", ls=":", lw=1, label="asr floor")
+           color=style.ROLE["defended"])
+    ax.axhline(100 * before["asr_floor"], color=style.ROLE["reference"], ls=":", lw=1, label="asr floor")
     ax.set_xticks(list(xs), keys)
-    ax.set_ylabel("%")
+    ax.set_ylabel("rate (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(loc="center right")
     ax.set_title(f"{record['attack']} / {record['defense']}: {record['defense_seconds']:.2f} s, "
-                 f"{record['unseen']} unseen samples", fontsize=10)
+                 f"{record['unseen']} unseen samples")
     fig.tight_layout()
     return fig

@@ -3,14 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
+from . import style
 from .attacks import make_trigger
 from .metrics import logits
 from .viz import imshow
+
+LIVE_NOTE = ("<div class=\"admonition note live-control\"><p class=\"admonition-title\">Live control</p>"
+             "<p>{what} It needs a running Python kernel: launch this chapter in Colab (the badge under the title) "
+             "or open it in Jupyter. The static figures of this page show what it computes.</p></div>")
+
+
+def live(box: Any, what: str) -> Any:
+    """``box`` (an ipywidgets VBox) that also carries a static note for places without a kernel.
+
+    A live front end (Jupyter, Colab) renders the widget view; the rendered book prefers the note's ``text/html``
+    (``nb_mime_priority_overrides`` in ``_config.yml``), so a reader sees what the empty control would have been.
+    """
+    import ipywidgets as W
+
+    class LiveBox(W.VBox):
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+            data = super()._repr_mimebundle_(**kwargs)
+            return None if data is None else {**data, "text/html": LIVE_NOTE.format(what=what)}
+
+    return LiveBox(list(box.children), layout=box.layout)
 
 
 def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_names: Sequence[str],
@@ -37,13 +59,13 @@ def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_nam
         fig, (a0, a1) = plt.subplots(1, 2, figsize=(6.5, 2.4), gridspec_kw={"width_ratios": [1, 2.2]})
         imshow(a0, xt[0])
         ks = range(len(class_names))
-        for name, colour, off in ((attack.value, "tab:red", 0.2), ("clean", "tab:gray", -0.2)):
+        for name, colour, off in ((attack.value, style.ROLE["backdoored"], 0.2), ("clean", style.ROLE["clean"], -0.2)):
             p = logits(models[name], xt).softmax(1)[0]
             a1.bar([k + off for k in ks], p, width=0.4, color=colour, label=f"{name}: {class_names[int(p.argmax())]}")
         a1.set_xticks(list(ks), class_names)
         a1.set_ylim(0, 1)
         a1.set_ylabel("probability")
-        a1.legend(fontsize=8)
+        a1.legend()
         fig.tight_layout()
         with out:
             out.clear_output(wait=True)
@@ -53,7 +75,9 @@ def trigger_explorer(models: Mapping[str, nn.Module], x: torch.Tensor, class_nam
     for w in (attack, index, size, alpha):
         w.observe(draw, names="value")
     draw()
-    return W.VBox([W.HBox([attack, index]), W.HBox([size, alpha]), out])
+    return live(W.VBox([W.HBox([attack, index]), W.HBox([size, alpha]), out]),
+                "Pick an image, an attack and its strength, and see the triggered image and each model's class "
+                "probabilities.")
 
 
 STRENGTH = {"badnets": "size", "blended": "alpha"}  # each attack's main strength parameter
@@ -113,4 +137,6 @@ def playground(profile: str = "quick"):
     button.on_click(on_run)
     on_attack()
     on_defense()
-    return W.VBox([W.HBox([attack, size, alpha, ratio]), W.HBox([defense, unseen, seed]), button, out])
+    return live(W.VBox([W.HBox([attack, size, alpha, ratio]), W.HBox([defense, unseen, seed]), button, out]),
+                "Choose an attack, its strength and poison ratio, a defense and its unseen samples, and press Run "
+                "to train (or load) and defend.")

@@ -313,6 +313,6 @@ def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigge
             rows.append({**row, "diverged": str(exc)})
             continue
         label = ", ".join(f"{k}={'log K' if v is None else v}" for k, v in s.items()) + f", n={len(part)}"
-        rows.append({**row, **{k: round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
+        rows.append({**row, **{f"{k} (%)": round(100 * v, 2) for k, v in metrics(m).items() if k != "asr_floor"}})
         curves[label] = h
     return rows, curves
