@@ -259,12 +259,11 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
 
 def cmd_bench(args: argparse.Namespace) -> None:
     if args.scaling:
-        from .scaling import run_scaling, to_markdown
+        from . import scaling
 
-        sdf = run_scaling(args.models, args.defenses, args.unseen, out=args.out,
-                          device=args.device,
-                          progress=False if args.no_progress else None)
-        print(to_markdown(sdf))
+        sdf = scaling.run_scaling(args.models, args.defenses, args.unseen, out=args.out, device=args.device,
+                                  progress=False if args.no_progress else None)
+        print(scaling.to_markdown(sdf))
         print(f"wrote {args.out}/scaling.csv and scaling.md")
         return
     df = run_grid(args.profile, args.attacks, args.defenses, args.seeds, args.out,
