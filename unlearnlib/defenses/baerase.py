@@ -27,7 +27,9 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
   of accuracy on mnist5k before any unlearning happened;
 - mnist5k budgets and scales: α = 10 (paper 100) with SGD lr 1e-3 (paper 1e-4) -- with 140 images per epoch the
   paper's pair makes ~50 ascent steps of size 1e-4 that leave the backdoor in place; generator width 256 (paper
-  2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images); one CPU thread.
+  2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images);
+- CPU threads: every core by default (``threads=None``). Measured on the 2-core CPU of this book, quiet: the
+  whole defense (batched recovery + unlearning) took 11.7 s on 2 threads and 18.9 s on 1 (BadNets, seed 0).
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ class BAErase(Defense):
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
                  gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128, search_steps: int = 15,
                  search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
-                 anchor: str = "kl", threads: int | None = 1, device: str | torch.device = "auto", seed: int = 0,
+                 anchor: str = "kl", threads: int | None = None, device: str | torch.device = "auto", seed: int = 0,
                  progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
