@@ -114,7 +114,6 @@ def plot_neural_cleanse(nc: Any, true_trigger: Any, true_target: int) -> plt.Fig
               (true_trigger.mask * true_trigger.pattern, f"true trigger (target {true_target})")]
     for j, (img, title) in enumerate(panels):  # m*p in the images' own channels (grey or colour)
         imshow(fig.add_subplot(3, 4, 7 + j), img.expand(nc.patterns.shape[1], -1, -1), title)
-    fig.tight_layout()
     return fig
 
 
