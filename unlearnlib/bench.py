@@ -33,7 +33,7 @@ from .zoo import atomic_write_text, source_fingerprint
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
 RATES = ("acc", "asr", "target_acc", "ra", "der")
-__all__ = ["run_grid", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
+__all__ = ["run_grid", "grid_record", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
            "plot_asr_vs_unseen"]
 
 
@@ -144,6 +144,19 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         tqdm.write(f"bench: {len(failed)} cell(s) failed: " + "; ".join(
             f"{r['attack']}/{r['defense']}/seed {r['seed']}: {r['error']}" for r in failed), file=sys.stderr)
     return df
+
+
+def grid_record(profile: str | Profile, attack: str, defense: str, seed: int = 0,
+                out: str | Path | None = None) -> dict[str, Any]:
+    """One cell of the book's comparison grid (attack, defense, seed), run or read back: the record
+    :func:`run_grid` stores. Chapters that show one cell ask for it here, so chapter 7's grid reuses it instead of
+    computing it again. ``out`` defaults to the book's grid folder in the zoo cache (``bench/book-<profile>``)."""
+    from .zoo import cache_dir
+
+    prof = get_profile(profile)
+    out = cache_dir() / "bench" / f"book-{prof.name}" if out is None else Path(out)
+    run_grid(prof, [attack], [defense], seeds=[seed], out=out, progress=False, strict=True, write=False)
+    return json.loads(cell_path(out, attack, defense, seed).read_text())
 
 
 def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -34,6 +34,8 @@ class Profile:
     download: bool = False
     description: str = ""
     defense_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per defense, under the caller's
+    recovery_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # chapters' direct recovery calls
+    grid_attacks: tuple[str, ...] | None = None  # the book's comparison grid; None: every registered attack
 
     def train_kwargs(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")}
@@ -61,7 +63,13 @@ _SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_si
 SMOKE = PROFILES.register("smoke")(Profile(
     name="smoke", dataset="synth32", model="preact-resnet18-w8", epochs=1, batch_size=16, lr=0.02, optimizer="sgd",
     weight_decay=5e-4, augment="none",
-    attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}},
+    # [ours] the smoke test runs the code, it does not plant or measure: a few trigger-optimisation steps each
+    attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}, "trojannn": {"steps": 10},
+                   "imc": {"trigger_steps": 2}},
+    recovery_params={"neural_cleanse": {"steps": 20}, "generator": {"steps": 5, "hidden": 32, "batch_size": 32}},
+    # [ours] chapter 7's grid on two attacks (a patch and the warp); every attack x defense on this model is
+    # exercised by tests/test_full_path.py, and chapter 5 runs the grid on TrojanNN and WaNet
+    grid_attacks=("badnets", "wanet"),
     defense_params={  # [ours] a few steps of each: the smoke test runs the code, it does not measure the defenses
         "baerase": {**_SMOKE_RECOVER, "epochs": 3},
         "agme": {"recover_params": _SMOKE_RECOVER, "nc_steps": 20},
