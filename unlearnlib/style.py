@@ -153,7 +153,8 @@ def check_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
             continue
         unit = _UNIT.search(h)
         if unit is None or unit.group(1) not in UNITS:
-            problems.append(f"numeric column {h!r} has no unit in its header (one of {', '.join(UNITS)})")
+            problems.append(f"numeric column {h!r} does not end with its unit in parentheses, one of "
+                            f"{', '.join(UNITS)}")
         elif unit.group(1) == "%":
             values = [float(c.split(" ")[0].replace(",", "").replace("−", "-")) for c in present]
             if not all(0 <= v <= 100 for v in values):
