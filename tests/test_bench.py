@@ -54,7 +54,7 @@ def test_tiny_grid_writes_outputs_then_resumes_and_redoes_a_corrupt_cell(tmp_pat
         assert (tmp_path / name).stat().st_size > 0, name
     assert len(list((tmp_path / "cells").glob("*.json"))) == 2
     md = (tmp_path / "grid.md").read_text()
-    assert "| badnets | none |" in md and "| badnets | finetune |" in md and "asr %" in md
+    assert "| badnets | none |" in md and "| badnets | finetune |" in md and "asr (%)" in md
     csv = pd.read_csv(tmp_path / "grid.csv")
     assert {"acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen", "asr_before"} <= set(csv.columns)
     none = df[df["defense"] == "none"].iloc[0]

@@ -6,6 +6,8 @@
 - one numbering scheme: ``_toc.yml`` numbers the chapters, no title carries a typed number;
 - no output of the executed book shows a warning, a traceback, stderr or a local path;
 - every image the HTML references exists, and MathJax is served from the build, not a CDN;
+- every table an executed chapter shows (HTML or markdown) has no index column and a unit on each numeric
+  column (:func:`unlearnlib.style.check_table`);
 - the library's figures fit the page with readable text (:func:`unlearnlib.style.check_figure`).
 """
 
@@ -13,12 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
@@ -118,6 +122,121 @@ def test_html_references_only_existing_images_and_local_mathjax(built_book):
         if re.search(r'class="math', text):
             assert re.search(r'<script[^>]+src="[^"]*_static/[^"]*mathjax[^"]*"', text, re.I), \
                 f"{page.name}: no local MathJax"
+
+
+class _Tables(HTMLParser):
+    """The tables of an HTML text: (header cells, body rows of cell texts); stacked header rows are joined."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._cell, self._row, self._part = [], None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append(([], []))
+        elif tag in ("thead", "tbody"):
+            self._part = tag
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("th", "td"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._row is not None and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self.tables:
+            (self.tables[-1][0] if self._part == "thead" else self.tables[-1][1]).append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def html_tables(html):
+    parser = _Tables()
+    parser.feed(html)
+    out = []
+    for heads, rows in parser.tables:
+        width = max(map(len, heads + rows), default=0)
+        head = [" ".join(h[j] for h in heads if j < len(h) and h[j]) for j in range(width)]
+        out.append((head, rows))
+    return out
+
+
+def markdown_tables(text):
+    out, lines = [], [line.strip() for line in text.splitlines()]
+    for i in range(len(lines) - 1):
+        if lines[i].startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1]) and \
+                (i == 0 or not lines[i - 1].startswith("|")):
+            cells = (lambda line: [c.strip() for c in line.strip("|").split("|")])
+            body = [cells(line) for line in lines[i + 2:] if line.startswith("|")]
+            out.append((cells(lines[i]), body))
+    return out
+
+
+def shown_tables(nb_path):
+    """(cell index, header, rows) of every table in the outputs of an executed notebook, glued ones included."""
+    found = []
+    for i, cell in enumerate(_cells(nb_path)):
+        for o in cell.get("outputs", []):
+            for mime, value in o.get("data", {}).items():
+                text = "".join(value) if isinstance(value, list) else str(value)
+                if mime.endswith("text/html"):
+                    found += [(i, h, r) for h, r in html_tables(text)]
+                elif mime.endswith("text/markdown"):
+                    found += [(i, h, r) for h, r in markdown_tables(text)]
+    return found
+
+
+def test_executed_book_tables_have_units_and_no_index_column(executed_book):
+    tables = 0
+    for nb in CHAPTERS:
+        for i, head, rows in shown_tables(book.executed_path(nb)):
+            tables += 1
+            assert style.check_table(head, rows) == [], f"{nb.name}, cell {i}: {head}"
+    assert tables >= 10, f"only {tables} tables found in the executed book: is the parser still reading them?"
+
+
+def test_check_table_finds_index_columns_missing_units_and_bad_percent():
+    assert style.check_table(["model", "acc (%)", "seconds (s)", "layers"],
+                             [["cnn", "96.6", "0.25", "fc1 fc2"], ["resnet", "—", "1,204.5 ± 2.1", "—"]]) == []
+    assert style.check_table(["", "acc (%)"], [["clean", "96.6"]])  # unnamed row labels
+    assert style.check_table(["index", "acc (%)"], [["0", "96.6"]])
+    assert style.check_table(["model", "seconds"], [["cnn", "0.25"]])  # numeric without a unit
+    assert style.check_table(["model", "time (sec)"], [["cnn", "0.25"]])  # not a unit of style.UNITS
+    assert style.check_table(["model", "asr (%)"], [["cnn", "9989.0"]])  # percent of a percent
+
+
+def test_table_helper_puts_units_in_headers_rates_in_percent_and_no_index_column():
+    df = pd.DataFrame({"defense": ["agme", "finetune"], "asr": [0.0011, 0.998], "defense_seconds": [2.471, 27.6],
+                       "ratio": [11.17, 1.0], "unseen": [10, 175], "peak_mib": [612.3, 700.0]})
+    shown = style.table(df)
+    assert list(shown.columns) == ["defense", "asr (%)", "seconds (s)", "ratio (×)", "unseen (images)",
+                                   "peak memory (MiB)"]
+    assert shown["asr (%)"].tolist() == [0.11, 99.8]
+    assert style.table(shown).equals(shown), "applying it twice changes nothing"
+    head, rows = html_tables(style.frame_html(shown))[0]
+    assert head == list(shown.columns) and rows[0][0] == "agme" and style.check_table(head, rows) == []
+    labelled = viz.metrics_table({"clean model": {"acc": 0.968, "asr": 0.0011}, "BadNets": {"acc": 0.966, "asr": 1.0}})
+    head, rows = html_tables(style.frame_html(labelled))[0]
+    assert head == ["model", "acc (%)", "asr (%)"] and rows[1][0] == "BadNets" and float(rows[1][2]) == 100
+    assert style.check_table(*html_tables(pd.DataFrame({"acc": [0.9]}).to_html())[0])  # pandas' own: an index
+
+
+def test_markdown_tables_of_the_bench_and_scaling_carry_units():
+    from unlearnlib import bench, scaling
+
+    summary = pd.DataFrame([{"attack": "badnets", "defense": "none", "n": 2, "failed": 0,
+                             **{f"{m}_{s}": v for m in bench.SUMMARY for s, v in (("mean", 0.5), ("std", 0.01))}}])
+    head, rows = markdown_tables(bench.to_markdown(summary))[0]
+    assert "asr (%)" in head and "seconds (s)" in head and style.check_table(head, rows) == []
+    row = {"model": "cnn", "params": 1234567, "input": "1x28x28", "defense": "agme-bdk", "unseen": 10, "threads": 2,
+           "seconds": 0.5, "peak_mib": 600.0, "mem_method": "VmHWM", "edit_seconds": 0.2, "solve_seconds": 0.01,
+           "layers": "conv2 fc1", "dims": "288 1568", "keys": "90 810", "solve_forms": "dual dual", "status": "ok"}
+    head, rows = markdown_tables(scaling.to_markdown(pd.DataFrame([row])))[0]
+    assert "peak memory (MiB)" in head and style.check_table(head, rows) == []
 
 
 def _x(n=6):

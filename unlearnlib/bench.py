@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, style
 from .device import progress_enabled
 from .plots_bench import plot_asr_vs_seconds, plot_asr_vs_unseen, save_plots
 from .profiles import Profile, get_profile
@@ -205,7 +205,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    """The summary as a markdown table: rates (and der) in percent, ``mean ± std`` over ``n`` seeds."""
+    """The summary as a markdown table: rates (and der) in percent, ``mean ± std`` over ``n`` seeds, each
+    header with its unit (:data:`unlearnlib.style.HEADERS`)."""
 
     def cell(r: pd.Series, m: str) -> str:
         scale, fmt = (100, ".1f") if m in RATES else (1, ".2f" if m == "defense_seconds" else ".0f")
@@ -214,9 +215,7 @@ def to_markdown(summary: pd.DataFrame) -> str:
             return "—"
         return f"{mean:{fmt}}" + ("" if pd.isna(std) else f" ± {std:{fmt}}")
 
-    names = {"acc": "acc %", "asr": "asr %", "target_acc": "target_acc %", "ra": "ra %", "der": "der %",
-             "defense_seconds": "seconds", "unseen": "unseen"}
-    head = ["attack", "defense", *(names[m] for m in SUMMARY), "seeds"]
+    head = ["attack", "defense", *(style.header(m) for m in SUMMARY), style.header("seeds")]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
     for _, r in summary.iterrows():
         fail = f" ({int(r['failed'])} failed)" if r.get("failed", 0) else ""

@@ -27,20 +27,21 @@ def bdk_edit(sc: Scenario, n: int, **params: Any) -> tuple[nn.Module, dict[str, 
 
 
 def sample_efficiency(sc: Scenario, ns: tuple[int, ...] = (1, 2, 5, 10, 20, 50), **kw: Any) -> pd.DataFrame:
-    """acc / asr / target_acc (percent) and edit seconds of the BDK edit for each number of unseen samples."""
+    """acc / asr / target_acc (fractions, as every package frame: :func:`unlearnlib.style.table` shows them in
+    percent) and edit seconds of the BDK edit for each number of ``unseen`` samples."""
     rows = []
     for n in ns:
         _, m = bdk_edit(sc, n, **kw)
-        rows.append({"N": n, **{k: 100 * m[k] for k in ("acc", "asr", "target_acc")}, "seconds": m["seconds"]})
+        rows.append({"unseen": n, **{k: m[k] for k in ("acc", "asr", "target_acc")}, "seconds": m["seconds"]})
     return pd.DataFrame(rows)
 
 
 def plot_sample_efficiency(df: pd.DataFrame, before: dict[str, float]) -> plt.Figure:
     fig, ax = plt.subplots(1, 2, figsize=style.figsize(3.0))
-    ax[0].plot(df["N"], df["asr"], "o-", color=style.ROLE["defended"], label="asr after edit")
+    ax[0].plot(df["unseen"], 100 * df["asr"], "o-", color=style.ROLE["defended"], label="asr after edit")
     ax[0].axhline(100 * before["asr"], ls=":", color=style.ROLE["backdoored"], label="asr before")
     ax[0].axhline(100 * before["asr_floor"], ls="--", color=style.ROLE["clean"], label="asr floor (clean model)")
-    ax[1].plot(df["N"], df["acc"], "o-", color=style.ROLE["defended"], label="acc after edit")
+    ax[1].plot(df["unseen"], 100 * df["acc"], "o-", color=style.ROLE["defended"], label="acc after edit")
     ax[1].axhline(100 * before["acc"], ls=":", color=style.ROLE["backdoored"], label="acc before")
     for a, t in zip(ax, ("attack success rate (%)", "clean accuracy (%)")):
         a.set_xscale("log")

@@ -177,8 +177,9 @@ def run_scaling(models: Sequence[str] | None = None, defenses: Sequence[str] | N
 def to_markdown(df: pd.DataFrame) -> str:
     """The table with the machine it was measured on."""
     lines = [f"Measured on: {machine()}; peak MiB: {', '.join(sorted(set(df['mem_method'].dropna())))}", "",
-             "| model | params | input | defense | unseen | threads | seconds | peak MiB | edit s | solve s | "
-             "edited layers (d, keys n, form) |", "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| model | parameters (count) | input | defense | unseen (images) | threads (count) | seconds (s) | "
+             "peak memory (MiB) | edit time (s) | solve time (s) | edited layers (d, keys n, form) |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for _, r in df.iterrows():
         if r["status"] != "ok":
             lines.append(f"| {r['model']} | | {r['input']} | {r['defense']} | {r['unseen']} | failed: "

@@ -8,14 +8,19 @@ role ("backdoored", "after a defense", "the target class") has the same colour i
 - **Size**: the book's text column is about ``PAGE_WIDTH_IN`` inches at ``DPI``. A figure no wider than that is
   shown at its natural size, so a font of ``MIN_FONT_PT`` points in the figure is at least that size on the page.
   :func:`check_figure` enforces both (tests call it on every figure the library draws).
-- **Tables**: a DataFrame whose index is only its row numbers (0…n) is shown without that meaningless column
-  (:func:`frame_html`, registered for IPython's HTML display by :func:`apply`); a named index stays.
+- **Tables**: every numeric column's header carries its unit in parentheses (``acc (%)``, ``seconds (s)``,
+  ``peak memory (MiB)``, ``ratio (×)``; one of ``UNITS``). ``HEADERS`` names the package's columns once;
+  :func:`table` applies it to a DataFrame, turning rate columns from the package's fractions into percent.
+  :func:`frame_html` (registered for IPython's HTML display by :func:`apply`) shows no index column: an index of
+  row numbers (0…n) is dropped, a named one becomes the first column. :func:`check_table` is the rule the book's
+  tests apply to every table of the executed chapters.
 - :func:`apply` sets matplotlib's rcParams (idempotent); the plotting modules call it on import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 
 import matplotlib as mpl
 import pandas as pd
@@ -81,12 +86,80 @@ RC = {
 }
 
 
+# The unit of a table column, in parentheses at the end of its header. Counts name what they count.
+UNITS = ("%", "s", "MiB", "×", "nats", "count", "images")
+
+# The package's column names -> (label, unit). A rate (unit "%") in a package frame is a fraction, as
+# unlearnlib.metrics returns it; its header says "(%)" and :func:`table` shows it in percent.
+HEADERS = {
+    "acc": ("acc", "%"), "asr": ("asr", "%"), "target_acc": ("target_acc", "%"), "ra": ("ra", "%"),
+    "asr_floor": ("asr_floor", "%"), "der": ("der", "%"), "asr_fast": ("asr, fast", "%"),
+    "asr_slow": ("asr, slow", "%"),
+    "seconds": ("seconds", "s"), "defense_seconds": ("seconds", "s"), "edit_seconds": ("edit time", "s"),
+    "solve_seconds": ("solve time", "s"), "peak_mib": ("peak memory", "MiB"), "ratio": ("ratio", "×"),
+    "unseen": ("unseen", "images"), "params": ("parameters", "count"), "keys": ("keys", "count"),
+    "threads": ("threads", "count"), "seeds": ("seeds", "count"),
+}
+RATE_COLUMNS = frozenset(k for k, (_, unit) in HEADERS.items() if unit == "%")
+
+
+def header(name: str) -> str:
+    """The header of column ``name``: ``label (unit)`` for the package's columns, ``name`` itself otherwise."""
+    label, unit = HEADERS.get(name, (name, None))
+    return label if unit is None else f"{label} ({unit})"
+
+
+def table(df: pd.DataFrame, index: str | None = None, digits: int = 2) -> pd.DataFrame:
+    """``df`` as the book shows it: the package's columns renamed by ``HEADERS`` (rates from fractions to
+    percent), rounded to ``digits``; ``index`` names the row labels (shown as the first column)."""
+    out = df.copy()
+    for c in out.columns:
+        if c in RATE_COLUMNS:
+            out[c] = 100 * pd.to_numeric(out[c])
+    out = out.rename(columns=header).round(digits)
+    return out.rename_axis(index) if index is not None else out
+
+
 def frame_html(df: pd.DataFrame) -> str:
-    """A DataFrame's HTML as Jupyter shows it, without the index when the index is only row numbers."""
-    if isinstance(df.index, pd.RangeIndex) and df.index.name is None:
-        return df.to_html(index=False, notebook=True, border=0, max_rows=pd.get_option("display.max_rows"),
-                          max_cols=pd.get_option("display.max_columns"))
-    return df._repr_html_()
+    """A DataFrame's HTML as Jupyter shows it, without an index column: an index of row numbers is dropped, a
+    named index becomes the first column (one header row), missing values show as "—"."""
+    if not (isinstance(df.index, pd.RangeIndex) and df.index.name is None):
+        if all(n is not None for n in df.index.names):
+            df = df.reset_index()
+        else:  # unnamed row labels: shown, under an empty header (:func:`check_table` flags it)
+            return df._repr_html_()
+    return df.rename_axis(columns=None).to_html(
+        index=False, notebook=True, border=0, na_rep="—", max_rows=pd.get_option("display.max_rows"),
+        max_cols=pd.get_option("display.max_columns"))
+
+
+_NUMBER = re.compile(r"[-+−]?(\d[\d,]*\.?\d*|\.\d+)(e[-+]?\d+)?( ± [\d.,e+-]+)?( \(\d+ failed\))?", re.I)
+_MISSING = {"", "—", "-", "nan", "none", "inf", "-inf"}
+_UNIT = re.compile(r"\(([^()]+)\)$")
+
+
+def check_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """What is wrong with a shown table (header cells, rows of cell texts): an unnamed or 0…n index column, a
+    numeric column whose header has no unit of ``UNITS`` in parentheses, a percent outside 0-100."""
+    problems = []
+    for j, h in enumerate(head):
+        h = h.strip()
+        cells = [r[j].strip() for r in rows if j < len(r)]
+        if not h or h.lower() == "index":
+            problems.append(f"column {j} has no name (an index column?): {cells[:4]}")
+            continue
+        present = [c for c in cells if c.lower() not in _MISSING]
+        if not present or not all(_NUMBER.fullmatch(c) for c in present):
+            continue
+        unit = _UNIT.search(h)
+        if unit is None or unit.group(1) not in UNITS:
+            problems.append(f"numeric column {h!r} does not end with its unit in parentheses, one of "
+                            f"{', '.join(UNITS)}")
+        elif unit.group(1) == "%":
+            values = [float(c.split(" ")[0].replace(",", "").replace("−", "-")) for c in present]
+            if not all(0 <= v <= 100 for v in values):
+                problems.append(f"column {h!r} is in percent but holds {min(values)}..{max(values)}")
+    return problems
 
 
 def apply() -> None:

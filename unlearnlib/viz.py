@@ -16,8 +16,7 @@ from .metrics import evaluate, logits
 
 style.apply()
 
-METRIC_LABELS = {"acc": "acc (%)", "asr": "asr (%)", "target_acc": "target_acc (%)", "ra": "ra (%)",
-                 "asr_floor": "asr_floor (%)"}
+METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 
 
 def imshow(ax: plt.Axes, img: torch.Tensor, title: str = "") -> None:
@@ -106,12 +105,12 @@ def prediction_grid(models: Mapping[str, nn.Module], x: torch.Tensor, trigger: T
     return fig
 
 
-def metrics_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] = tuple(METRIC_LABELS)
+def metrics_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str] = METRICS, name: str = "model"
                   ) -> pd.DataFrame:
-    """Rows of metric dicts (fractions) as a DataFrame in percent, rounded to 2 decimals."""
-    df = pd.DataFrame({name: {METRIC_LABELS.get(c, c): 100 * float(r[c]) for c in columns if c in r}
-                       for name, r in rows.items()}).T
-    return df.round(2)
+    """Rows of metric dicts (fractions) as a table in percent (:func:`unlearnlib.style.table`); ``name`` heads
+    the row labels (``"model"``, ``"stage"``, ...)."""
+    df = pd.DataFrame({label: {c: float(r[c]) for c in columns if c in r} for label, r in rows.items()}).T
+    return style.table(df[[c for c in columns if c in df.columns]], index=name)
 
 
 def strength_curve(model: nn.Module, test: Data, attack: str, param: str, values: Sequence[float], target: int,

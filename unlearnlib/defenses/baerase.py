@@ -35,6 +35,7 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -293,22 +294,31 @@ class BAErase(Defense):
         return DefenseResult(model, info, rec.trigger, int(rec.target))
 
 
+# The ablation's headers for the :func:`unlearn` arguments it varies (a unit on each number: unlearnlib.style).
+SWEEP_HEADERS = {"alpha": "anchor weight α (×)", "ascent_bound": "bound τ (nats)", "epochs": "epochs (count)"}
+
+
 def sweep(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int,
           settings: list[dict[str, Any]], metrics: Callable[[nn.Module], dict[str, float]], *, seed: int = 0,
           **base: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float]]]]:
     """Unlearn a copy of ``model`` once per setting (one recovered ``trigger`` for all): the chapter's ablation.
 
     Each setting may hold ``fraction`` (of ``train`` used, class-balanced) and any :func:`unlearn` argument
-    (``alpha``, ``ascent_bound``, ...) over ``base``. Returns one row per setting (the setting, the number of
-    unlearning images and ``metrics(model)`` in percent) and the curves keyed by a label naming the setting. A
+    (``alpha``, ``ascent_bound``, ...) over ``base``. Returns one row per setting (every argument any setting
+    varies, at its value in this run, under its header with unit in :data:`SWEEP_HEADERS`; the number of
+    unlearning images; ``metrics(model)`` in percent) and the curves keyed by a label naming the setting. A
     setting whose loss diverges (:class:`DivergenceError`) gets a row with the error under ``diverged`` and no
     metrics or curve.
     """
+    defaults = {k: p.default for k, p in inspect.signature(unlearn).parameters.items()}
+    varied = list(dict.fromkeys(k for s in settings for k in s if k != "fraction"))
     rows, curves = [], {}
     for setting in settings:
         s = dict(setting)
         part = train.take(max(1, int(check_fraction(s.pop("fraction", 1.0), "fraction") * len(train))), seed)
-        row = {**{k: ("log K" if v is None else v) for k, v in s.items()}, "defender images": len(part)}
+        run = {**defaults, **base, **s}
+        row = {SWEEP_HEADERS.get(k, k): ("log K" if run.get(k) is None else run.get(k)) for k in varied}
+        row["unlearning images (count)"] = len(part)
         try:
             m, h = unlearn(copy.deepcopy(model), part, heldout, trigger, target, seed=seed, **{**base, **s})
         except DivergenceError as exc:  # a setting that diverges is a result of the ablation, shown as such
