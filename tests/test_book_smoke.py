@@ -24,3 +24,26 @@ def test_every_chapter_executes_under_the_smoke_profile():
     params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     injected = next(c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", []))
     assert "smoke" in "".join(injected["source"]) and params is not injected
+
+
+def test_smoke_profile_settings_name_real_attacks_and_arguments():
+    """The smoke profile's reductions are real names: a typo would silently run the full settings (or fail late)."""
+    import inspect
+
+    import unlearnlib.attacks  # noqa: F401  (registers every attack)
+    from unlearnlib.profiles import PROFILES, get_profile
+    from unlearnlib.recover.mesa import train_generators
+    from unlearnlib.recover.neural_cleanse import neural_cleanse
+    from unlearnlib.registry import ATTACKS
+
+    smoke = get_profile("smoke")
+    assert smoke.grid_attacks and set(smoke.grid_attacks) <= set(ATTACKS.names())
+    for name in PROFILES.names():
+        if name != "smoke":
+            assert get_profile(name).grid_attacks is None  # the book's grid covers every attack
+    functions = {"neural_cleanse": neural_cleanse, "generator": train_generators}
+    assert set(smoke.recovery_params) == set(functions)
+    for key, params in smoke.recovery_params.items():
+        assert set(params) <= set(inspect.signature(functions[key]).parameters), key
+    for attack, params in smoke.attack_params.items():
+        assert set(params) <= set(inspect.signature(ATTACKS.get(attack)).parameters), attack

@@ -213,7 +213,8 @@ class BAErase(Defense):
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
     ``gen_batch_size`` 128, ``patch_size`` 3. ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
-    ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier.
+    ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
+    ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
     """
 
     name = "baerase"
@@ -228,8 +229,8 @@ class BAErase(Defense):
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
                  gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128, search_steps: int = 15,
                  search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
-                 anchor: str = "kl", threads: int | None = None, device: str | torch.device = "auto", seed: int = 0,
-                 progress: bool | None = None) -> None:
+                 position_stride: int = 2, anchor: str = "kl", threads: int | None = None,
+                 device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
         if not betas:
@@ -246,7 +247,7 @@ class BAErase(Defense):
         check_fraction(max_blend, "max_blend")
         for name, v in (("patch_size", patch_size), ("hidden", hidden), ("gen_steps", gen_steps),
                         ("gen_batch_size", gen_batch_size), ("search_steps", search_steps),
-                        ("search_batch_size", search_batch_size)):
+                        ("search_batch_size", search_batch_size), ("position_stride", position_stride)):
             check_positive_int(v, name)
         if not kinds or any(k not in KINDS for k in kinds):
             raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {kinds!r}")
@@ -261,7 +262,7 @@ class BAErase(Defense):
                                    gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
                                    search_batch_size=search_batch_size, max_blend=float(max_blend),
-                                   threshold=float(threshold))
+                                   threshold=float(threshold), position_stride=position_stride)
         self.holdout = float(holdout)
 
     def split(self, defender: Data) -> tuple[Data, Data]:

@@ -130,14 +130,16 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
                      lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128,
                      steps: int = 100, noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
                      max_blend: float = 0.3, positions: str = "uniform", position_temperature: float = 0.05,
-                     progress: bool | None = None, desc: str = "generators"
+                     position_stride: int = 2, progress: bool | None = None, desc: str = "generators"
                      ) -> list[tuple[GeneratedTrigger, dict[str, list[float]]]]:
     """Train one ``G`` (and MINE's ``T``) per job on clean images ``x`` to minimise the MESA loss for the job's
     class, all jobs as one batched model (one stack per patch size); returns ``(trigger, history)`` per job.
 
     The summed loss ``Σ_j L_G(j)`` is minimised by one Adam over the stacked weights, which is exactly one Adam per
-    job. History per job: ``{"hinge", "mi", "asr"}``, one value per step (asr: the fraction of the job's batch
-    classified as its target). ``model`` is used frozen and in eval mode. Deterministic under the jobs' seeds;
+    job. With ``positions="adaptive"`` the position heatmap probes every ``position_stride`` pixels
+    (:func:`position_heatmaps`). History per job: ``{"hinge", "mi", "asr"}``, one value per step (asr: the
+    fraction of the job's batch classified as its target).
+    ``model`` is used frozen and in eval mode. Deterministic under the jobs' seeds;
     the caller's global RNG state (CPU and CUDA) is left as it was.
     """
     check_images(x, "x")
@@ -148,6 +150,7 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     check_positive_number(lr, "lr")
     check_number(noise_std, "noise_std")
     check_positive_number(position_temperature, "position_temperature")
+    check_positive_int(position_stride, "position_stride")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("mine_hidden", mine_hidden), ("hidden", hidden)):
         check_positive_int(v, name)
     check_fraction(max_blend, "max_blend")
@@ -180,7 +183,7 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
                         continue
                     g_stacks[k].write_back()
                     heats = position_heatmaps(model, [trigs[i] for i in idx], x[:8], [jobs[i].target for i in idx],
-                                              [jobs[i].seed for i in idx])
+                                              [jobs[i].seed for i in idx], stride=position_stride)
                     for i, heat in zip(idx, heats):
                         trigs[i].position_probs = torch.softmax(heat.flatten() / position_temperature, 0)
             draws = {}

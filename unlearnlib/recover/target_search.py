@@ -153,7 +153,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             kinds: tuple[str, ...] = KINDS, patch_size: int = 3, hidden: int = 256, betas: tuple[float, ...] = (0.5,),
             gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128,
             search_steps: int = 15, search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
-            seed: int = 0, progress: bool | None = None) -> Recovery:
+            position_stride: int = 2, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
     One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
@@ -166,8 +166,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     """
     args = dict(kinds=tuple(kinds), patch_size=patch_size, hidden=hidden, betas=tuple(betas), gen_alpha=gen_alpha,
                 gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size, search_steps=search_steps,
-                search_batch_size=search_batch_size, max_blend=max_blend, threshold=threshold, seed=seed,
-                target=target, num_classes=num_classes)
+                search_batch_size=search_batch_size, max_blend=max_blend, threshold=threshold,
+                position_stride=position_stride, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
                                  k: v for k, v in args.items() if k not in ("target", "num_classes")}))
@@ -176,9 +176,10 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
 def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None, *,
              kinds: tuple[str, ...], patch_size: int, hidden: int, betas: tuple[float, ...], gen_alpha: float,
              gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int, search_batch_size: int,
-             max_blend: float, threshold: float, seed: int, progress: bool | None) -> Recovery:
+             max_blend: float, threshold: float, position_stride: int, seed: int, progress: bool | None) -> Recovery:
     start = time.perf_counter()
-    common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, lr=gen_lr, max_blend=max_blend)
+    common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, lr=gen_lr, max_blend=max_blend,
+                                  position_stride=position_stride)
     search = None
     if target is None:
         search = search_target(model, train, heldout, num_classes, kinds=kinds, steps=search_steps,
