@@ -65,7 +65,7 @@ def cell_path(out: Path, attack: str, defense: str, seed: int) -> Path:
     return out / "cells" / f"{attack}__{defense}__seed{seed}.json"
 
 
-def _read_cell(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+def _read_cell(path: Path, config: dict[str, Any], warn: bool = True) -> dict[str, Any] | None:
     """The stored record if it is a finished cell of this exact configuration, else None (and why, warned)."""
     if not path.exists():
         return None
@@ -75,7 +75,7 @@ def _read_cell(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
               and all(isinstance(rec.get(w), dict) and set(METRICS) <= set(rec[w]) for w in ("before", "after")))
     except (OSError, ValueError):
         ok, rec = False, None
-    if not ok and not (isinstance(rec, dict) and rec.get("status") == "failed"):
+    if warn and not ok and not (isinstance(rec, dict) and rec.get("status") == "failed"):
         tqdm.write(f"bench: redoing {path.name} (corrupt or from another configuration)", file=sys.stderr)
     return rec if ok else None
 
@@ -113,7 +113,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         if image_size is not None:
             config["image_size"] = image_size
         path = cell_path(out, attack, defense, seed)
-        rec = _read_cell(path, config)
+        rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
             if (attack, seed) not in scenarios:
                 scenarios = {(attack, seed): make_scenario(prof, attack, seed, dataset=dataset, target=target,
