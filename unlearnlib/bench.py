@@ -7,6 +7,9 @@ models come from the zoo cache. Outputs: ``grid.csv`` (one row per cell), ``grid
 per attack and defense, rates in percent, with the undefended ``none`` row as the reference) and the plots
 ``asr_vs_seconds.png`` / ``asr_vs_unseen.png``. A defense that raises is recorded as ``failed`` with its error
 and traceback, printed at once and listed at the end; the grid goes on (``strict=True`` re-raises instead).
+
+``--grid robustness`` runs the held-out robustness grid of :mod:`unlearnlib.robustness` through the same runner:
+cells that carry their own scenario spec (``run_grid(scenarios=...)``), stored as ``cells/<cell>__<defense>.json``.
 """
 
 from __future__ import annotations

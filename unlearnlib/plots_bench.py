@@ -153,8 +153,8 @@ def plot_robustness(judged: pd.DataFrame, axes: Any = None) -> Any:
     axes[0].set_xlabel("success rate (%)")
     axes[0].set_yticks(list(ys), defenses)
     axes[0].invert_yaxis()
-    panels = (("asr", "asr after (%)", ASR_MAX), ("acc_drop", "acc drop (points)", ACC_DROP_MAX),
-              ("target_acc_drop", "target_acc drop (points)", TARGET_ACC_DROP_MAX))
+    panels = (("asr", "asr (%)", ASR_MAX), ("acc_drop", "acc drop (pt)", ACC_DROP_MAX),
+              ("target_acc_drop", "target_acc drop (pt)", TARGET_ACC_DROP_MAX))
     for ax, (m, label, bound) in zip(axes[1:], panels):
         for y, d in zip(ys, defenses):
             v = 100 * rows.loc[(rows["defense"] == d) & (rows["status"] == "ok"), m].dropna()
@@ -163,7 +163,10 @@ def plot_robustness(judged: pd.DataFrame, axes: Any = None) -> Any:
             if len(v):
                 ax.plot([v.median()] * 2, [y - 0.35, y + 0.35], color=style.BLACK, lw=1.5)
         ax.axvline(100 * bound, color=style.GREY, ls=":", lw=1)
-        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xscale("symlog", linthresh=1.0)  # 0-1 linear, then log: small and catastrophic values both read
+        lo = min(0.0, float(100 * rows[m].min())) if rows[m].notna().any() else 0.0
+        ticks = [t for t in (-100, -10, -1, 0, 1, 10, 100) if lo - 1e-9 <= t or t == 0]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, axis="x")
     n = rows["cell"].nunique() if "cell" in rows else len(rows) // max(1, len(defenses))

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .registry import DEFENSES
 from .zoo import atomic_write_text
 
 ARCHS = ("cnn", "lenet5", "mlp", "small-bn")
@@ -121,14 +122,18 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}_median"] = float(ok[m].median()) if len(ok) else float("nan")
             row[f"{m}_worst"] = float(ok[m].max()) if len(ok) else float("nan")
         rows.append(row)
-    return pd.DataFrame(rows)
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    return pd.DataFrame(rows).sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
+                                          kind="stable").reset_index(drop=True)
 
 
 def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
     """The ``k`` cells furthest from success (:func:`badness`) per defense, failed cells first, successes left out."""
     d = judged(df)
     d = d[(d["defense"] != "none") & ~d["success"]]
-    d = d.sort_values(["defense", "badness"], ascending=[True, False], kind="stable")
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    d = d.assign(_o=d["defense"].map(lambda n: order.get(n, len(order))))
+    d = d.sort_values(["_o", "badness"], ascending=[True, False], kind="stable").drop(columns="_o")
     return d.groupby("defense", sort=False).head(k).reset_index(drop=True)
 
 
