@@ -20,6 +20,7 @@ of each metric, the worst cells) and ``robustness.png`` (:func:`unlearnlib.plots
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,26 @@ def run_robustness(cells: int = 60, out: str | Path = "results/robustness", *, g
     if write:
         write_outputs(df, out)
     return judged(df)
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    """``bench --grid robustness``: the held-out grid of :mod:`unlearnlib.robustness`."""
+    given = {"--attacks": args.attacks, "--seeds": args.seeds, "--target": args.target,
+             "--poison-ratio": args.poison_ratio, "--scaling": args.scaling or None, "--dataset": args.dataset,
+             "--image-size": args.image_size, "--known-target": args.known_target or None}
+    bad = [flag for flag, v in given.items() if v is not None]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: not valid with --grid robustness (each cell draws its own scenario; "
+                         "use --cells, --grid-seed, --defenses, --profile)")
+    cells = 60 if args.cells is None else args.cells
+    if cells < 1:
+        raise ValueError(f"--cells must be an integer >= 1, got {cells}")
+    df = run_robustness(cells, args.out, grid_seed=0 if args.grid_seed is None else args.grid_seed,
+                        profile=args.profile, defenses=args.defenses, device=args.device,
+                        progress=False if args.no_progress else None, strict=args.strict)
+    if (df["status"] == "ok").any():
+        print(to_markdown(df))
+    print(f"wrote {args.out}/robustness.csv, robustness.md, robustness.png and {len(df)} cells")
+    n_failed = int((df["status"] == "failed").sum())
+    if n_failed:
+        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/robustness.csv")
