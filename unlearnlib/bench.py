@@ -7,6 +7,9 @@ models come from the zoo cache. Outputs: ``grid.csv`` (one row per cell), ``grid
 per attack and defense, rates in percent, with the undefended ``none`` row as the reference) and the plots
 ``asr_vs_seconds.png`` / ``asr_vs_unseen.png``. A defense that raises is recorded as ``failed`` with its error
 and traceback, printed at once and listed at the end; the grid goes on (``strict=True`` re-raises instead).
+
+``--grid robustness`` runs the held-out robustness grid of :mod:`unlearnlib.robustness` through the same runner:
+cells that carry their own scenario spec (``run_grid(scenarios=...)``), stored as ``cells/<cell>__<defense>.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from .zoo import atomic_write_text, source_fingerprint
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
 RATES = ("acc", "asr", "target_acc", "ra", "der")
+GRIDS = ("comparison", "robustness")
 __all__ = ["run_grid", "grid_record", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
            "plot_asr_vs_unseen"]
 
@@ -61,8 +65,46 @@ def defense_defaults(defense: str) -> dict[str, str]:
             if p.default is not inspect.Parameter.empty and k not in ("device", "progress")}
 
 
-def cell_path(out: Path, attack: str, defense: str, seed: int) -> Path:
+def cell_path(out: Path, attack: str, defense: str, seed: int, cell: str | None = None) -> Path:
+    """``cells/<attack>__<defense>__seed<seed>.json``, or ``cells/<cell>__<defense>.json`` for a cell with a spec."""
+    if cell is not None:
+        return out / "cells" / f"{cell}__{defense}.json"
     return out / "cells" / f"{attack}__{defense}__seed{seed}.json"
+
+
+SPEC_KEYS = ("cell", "attack", "seed", "model", "target", "poison_ratio", "attack_params")
+
+
+def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """A cell's own scenario spec (the robustness grid's): ``cell`` (its id, used in file names), ``attack``,
+    ``seed``, ``model``, ``target``, ``poison_ratio`` and ``attack_params`` -- exactly these keys, JSON values."""
+    if not isinstance(spec, dict) or set(spec) != set(SPEC_KEYS):
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ValueError(f"scenarios: each spec must be a dict with exactly the keys {', '.join(SPEC_KEYS)}; got {got}")
+    if not isinstance(spec["cell"], str) or not spec["cell"] or "/" in spec["cell"] or "__" in spec["cell"]:
+        raise ValueError(f"scenarios: cell must be a non-empty name without '/' or '__', got {spec['cell']!r}")
+    if isinstance(spec["seed"], bool) or not isinstance(spec["seed"], int) or spec["seed"] < 0:
+        raise ValueError(f"scenarios: seed must be an integer >= 0, got {spec['seed']!r}")
+    ATTACKS.get(spec["attack"])
+    if json.loads(json.dumps(spec)) != spec:
+        raise ValueError(f"scenarios: spec {spec['cell']} must hold JSON values only (lists, not tuples)")
+    return spec
+
+
+def cell_config(prof: Profile, defense: str, spec: dict[str, Any], *, dataset: str | None, known_target: bool,
+                image_size: int | None) -> dict[str, Any]:
+    """The configuration a cell record must match to be reused: the scenario (a comparison cell's attack, seed,
+    target and ratio, or a spec cell's whole ``scenario``), the defense and its defaults, the package and code."""
+    if spec.get("cell") is None:
+        config = {"profile": prof.name, "dataset": dataset, "attack": spec["attack"], "defense": defense,
+                  "seed": spec["seed"], "target": spec["target"], "poison_ratio": spec["poison_ratio"]}
+    else:
+        config = {"profile": prof.name, "dataset": dataset, "scenario": spec, "defense": defense}
+    config.update({"known_target": known_target, "defense_params": defense_defaults(defense),
+                   "version": __version__, "code": source_fingerprint()})
+    if image_size is not None:
+        config["image_size"] = image_size
+    return config
 
 
 def _read_cell(path: Path, config: dict[str, Any], warn: bool = True) -> dict[str, Any] | None:
@@ -85,41 +127,50 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              progress: bool | None = None, *, dataset: str | None = None, target: int | None = None,
              poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
              strict: bool = False, write: bool = True, download: bool | None = None,
-             image_size: int | None = None) -> pd.DataFrame:
+             image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks``/``defenses`` default to every registered one; ``known_target`` hands the attack's target to the
     defenses (else they search). With ``write`` the CSV, markdown table and plots are written to ``out``.
+    ``scenarios``: instead of attacks x seeds, cells that carry their own scenario spec (:func:`check_spec`: model,
+    target, poison ratio, attack parameters; the robustness grid's); ``target``/``poison_ratio`` must then be None.
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
     from .experiment import make_scenario, run_defense
 
     prof = get_profile(profile)
-    atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", DEFENSES.names()) if d != "none"]
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+    if scenarios is None:
+        atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
+        if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
+        specs = [{"cell": None, "attack": a, "seed": s, "model": None, "target": target,
+                  "poison_ratio": poison_ratio, "attack_params": {}} for s in dict.fromkeys(seeds) for a in atk]
+    else:
+        if target is not None or poison_ratio is not None:
+            raise ValueError("target and poison_ratio come from each spec when scenarios are given; pass None")
+        specs = [check_spec(sp) for sp in scenarios]
+        if not specs or len({sp["cell"] for sp in specs}) != len(specs):
+            raise ValueError("scenarios must be a non-empty list of specs with distinct cell names")
     out = Path(out)
-    cells = [(s, a, d) for s in dict.fromkeys(seeds) for a in atk for d in ["none", *dfs]]
+    cells = [(sp, d) for sp in specs for d in ["none", *dfs]]
     records: list[dict[str, Any]] = []
-    scenarios: dict[tuple[str, int], Any] = {}
+    scenarios_built: dict[int, Any] = {}
     shared = RecoveryMemo()  # defenses that recover the trigger the same way on a cell recover it once
     bar = tqdm(cells, desc="bench", disable=not progress_enabled(progress), unit="cell")
-    for seed, attack, defense in bar:
-        bar.set_postfix_str(f"{attack}/{defense}/seed {seed}")
-        config = {"profile": prof.name, "dataset": dataset, "attack": attack, "defense": defense, "seed": seed,
-                  "target": target, "poison_ratio": poison_ratio, "known_target": known_target,
-                  "defense_params": defense_defaults(defense), "version": __version__, "code": source_fingerprint()}
-        if image_size is not None:
-            config["image_size"] = image_size
-        path = cell_path(out, attack, defense, seed)
+    for spec, defense in bar:
+        attack, seed, name = spec["attack"], spec["seed"], spec["cell"] or f"{spec['attack']}/seed {spec['seed']}"
+        bar.set_postfix_str(f"{name}/{defense}")
+        config = cell_config(prof, defense, spec, dataset=dataset, known_target=known_target, image_size=image_size)
+        path = cell_path(out, attack, defense, seed, spec["cell"])
         rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
-            if (attack, seed) not in scenarios:
-                scenarios = {(attack, seed): make_scenario(prof, attack, seed, dataset=dataset, target=target,
-                                                           poison_ratio=poison_ratio, device=device, progress=False,
-                                                           download=download, image_size=image_size)}
-            sc = scenarios[(attack, seed)]
+            if id(spec) not in scenarios_built:
+                scenarios_built = {id(spec): make_scenario(
+                    prof, attack, seed, dataset=dataset, model=spec["model"], target=spec["target"],
+                    poison_ratio=spec["poison_ratio"], attack_params=spec["attack_params"] or None, device=device,
+                    progress=False, download=download, image_size=image_size)}
+            sc = scenarios_built[id(spec)]
             try:
                 rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
                                   progress=False, shared=shared).record
@@ -128,11 +179,12 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
                 if strict:
                     raise
                 tb = traceback.format_exc()
-                tqdm.write(f"bench: {attack}/{defense}/seed {seed} FAILED: {type(exc).__name__}: {exc}\n{tb}",
-                           file=sys.stderr)
+                tqdm.write(f"bench: {name}/{defense} FAILED: {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr)
                 rec = {"dataset": sc.split.name, "attack": attack, "defense": defense, "seed": seed,
                        "target": sc.target, "profile": prof.name, "before": sc.before, "status": "failed",
                        "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
+            if spec["cell"] is not None:
+                rec["scenario"] = spec
             rec["cell"] = config
             atomic_write_text(path, json.dumps(rec, indent=1, default=_jsonable))
         records.append(rec)
@@ -168,10 +220,19 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         row.update({m: r.get("after", {}).get(m) for m in METRICS})
         row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
         row["error"] = r.get("error", "")
+        spec = r.get("scenario")
+        if isinstance(spec, dict):  # a cell with its own scenario spec: its fields as columns
+            row.update({"cell": spec.get("cell"), "model": spec.get("model"),
+                        "poison_ratio": spec.get("poison_ratio"),
+                        "attack_params": json.dumps(spec.get("attack_params"), sort_keys=True)})
         rows.append(row)
-    df = pd.DataFrame(rows, columns=["attack", "defense", "seed", "dataset", "target", "status", "unseen",
-                                     "defense_seconds", "der", *METRICS, *(f"{m}_before" for m in METRICS), "error"])
-    return df.sort_values(["attack", "defense", "seed"], kind="stable").reset_index(drop=True)
+    cols = ["attack", "defense", "seed", "dataset", "target", "status", "unseen", "defense_seconds", "der",
+            *METRICS, *(f"{m}_before" for m in METRICS), "error"]
+    if any(isinstance(r.get("scenario"), dict) for r in records):
+        cols = ["cell", "model", "poison_ratio", "attack_params", *cols]
+    df = pd.DataFrame(rows, columns=cols)
+    order = ["cell", "defense"] if "cell" in cols else ["attack", "defense", "seed"]
+    return df.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def load_cells(out: str | Path) -> pd.DataFrame:
@@ -256,7 +317,12 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     add_common(p)
     p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
     p.add_argument("--defenses", nargs="+", default=None, help="default: every registered defense except 'none'")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (comparison grid only)")
+    p.add_argument("--grid", choices=GRIDS, default="comparison",
+                   help="comparison: attacks x defenses x seeds (the default); robustness: --cells held-out scenarios "
+                        "(random target, poison ratio, trigger, architecture, seeds 1000+) x every defense")
+    p.add_argument("--cells", type=int, default=None, help="with --grid robustness: how many cells (default 60)")
+    p.add_argument("--grid-seed", type=int, default=None, help="with --grid robustness: the sampler's seed (default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
     p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
     p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
@@ -278,7 +344,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(scaling.to_markdown(sdf))
         print(f"wrote {args.out}/scaling.csv and scaling.md")
         return
-    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds, args.out,
+    if args.grid == "robustness":
+        from .robustness import cmd_robustness
+
+        cmd_robustness(args)
+        return
+    for flag, value in (("--cells", args.cells), ("--grid-seed", args.grid_seed)):
+        if value is not None:
+            raise ValueError(f"{flag} applies only to --grid robustness (the comparison grid takes --attacks/--seeds)")
+    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds or [0, 1, 2], args.out,
                   False if args.no_progress else None, dataset=args.dataset, target=args.target,
                   poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
                   strict=args.strict, download=args.download, image_size=args.image_size)
@@ -288,3 +362,4 @@ def cmd_bench(args: argparse.Namespace) -> None:
     n_failed = int((df["status"] == "failed").sum())
     if n_failed:
         raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/grid.csv")
+

@@ -1,6 +1,7 @@
-"""The model registry: a small CNN for 1x28x28 digits and PreAct-ResNet18 for 3x32x32 images.
+"""The model registry: a small CNN for 1x28x28 digits and PreAct-ResNet18 for 3x32x32 images, plus three classic
+architectures for the held-out robustness grid (:mod:`unlearnlib.robustness`): ``lenet5``, ``mlp`` and ``small-bn``.
 
-Every function in unlearnlib that takes a model accepts any ``nn.Module`` mapping images to logits; these two
+Every function in unlearnlib that takes a model accepts any ``nn.Module`` mapping images to logits; the first two
 are the book's defaults. Layer names used by the defenses:
 
 ======================  ===================  =======================
@@ -10,6 +11,10 @@ model                   last conv layer      default edited layer
 ``preact-resnet18``     ``layer4.1.conv2``   ``linear``
 ``preact-resnet18-w8``  ``layer4.1.conv2``   ``linear``
 ======================  ===================  =======================
+
+The three grid architectures name no layer on purpose: like a user's own model, the defenses must find their layers
+with the generic rules (:func:`unlearnlib.defenses.editing.default_edit_layer`,
+:func:`unlearnlib.defenses.fine_pruning.last_conv_layer`).
 """
 
 from __future__ import annotations
@@ -115,6 +120,70 @@ def preact_resnet18_w8(in_channels: int = 3, num_classes: int = 10, image_size: 
     return PreActResNet18(in_channels, num_classes, image_size, width=8)
 
 
+@MODELS.register("lenet5")
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun et al. 1998) with ReLU and max pooling: conv(6, 5x5)-pool-conv(16, 5x5)-pool-fc(120)-fc(84)-
+    fc(classes); the first conv is padded to keep 28x28 digits at LeNet's 32x32 geometry. ~60k parameters."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
+        super().__init__()
+        pad = 2 if image_size == 28 else 0
+        side = ((image_size + 2 * pad - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"image_size must be at least 16 for lenet5, got {image_size}")
+        self.c1 = nn.Conv2d(in_channels, 6, 5, padding=pad)
+        self.c3 = nn.Conv2d(6, 16, 5)
+        self.f5 = nn.Linear(16 * side * side, 120)
+        self.f6 = nn.Linear(120, 84)
+        self.out = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = max_pool2(F.relu(self.c1(x)))
+        x = max_pool2(F.relu(self.c3(x)))
+        return self.out(F.relu(self.f6(F.relu(self.f5(x.flatten(1))))))
+
+
+@MODELS.register("mlp")
+class MLP(nn.Module):
+    """A plain multilayer perceptron on the flattened image: (C*H*W)-256-128-classes with ReLU (784-256-128-10 on
+    digits). No convolution at all: every defense must work on Linear layers alone."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
+                 hidden: tuple[int, ...] = (256, 128)) -> None:
+        super().__init__()
+        dims = [in_channels * image_size * image_size, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.head = nn.Linear(dims[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = F.relu(layer(x))
+        return self.head(x)
+
+
+@MODELS.register("small-bn")
+class SmallBN(nn.Module):
+    """A small all-convolutional network with BatchNorm and global average pooling: three conv-BN-ReLU blocks
+    (16, 32, 64 channels; max pooling after the first two), then the mean over positions and one Linear, the
+    output layer. ~25k parameters."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, width: int = 16) -> None:
+        super().__init__()
+        chans = [in_channels, width, 2 * width, 4 * width]
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(a, b, 3, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU())
+            for a, b in zip(chans[:-1], chans[1:]))
+        self.classifier = nn.Linear(chans[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i < len(self.blocks) - 1:
+                x = max_pool2(x)
+        return self.classifier(x.mean((2, 3)))
+
+
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     """Instantiate a registered model for images of ``in_channels`` x ``image_size`` x ``image_size``."""
     return MODELS.get(name)(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
@@ -128,3 +197,14 @@ def get_layer(model: nn.Module, name: str, param: str = "layer") -> nn.Module:
         raise ValueError(f"{param}={name!r} is not a layer of {type(model).__name__}; "
                          f"Linear/Conv2d layers are: {', '.join(candidates)}")
     return modules[name]
+
+
+def last_conv_name(model: nn.Module) -> str | None:
+    """The model's ``last_conv`` attribute when it names one, else *[ours]* its last ``nn.Conv2d`` in registration
+    order (the generic rule for a model that names no layer: the registry's hand-picked ``last_conv`` is the last
+    conv layer of each model too), else None (no conv layer: an MLP)."""
+    name = getattr(model, "last_conv", None)
+    if isinstance(name, str):
+        return name
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import style
@@ -125,3 +126,63 @@ def plot_scaling(scaling: pd.DataFrame, machine: str, ax: Any = None) -> Any:
     ax.legend(fontsize=8)
     ax.set_title(f"Measured on: {machine}", fontsize=9)
     return ax
+
+
+def plot_robustness(judged: pd.DataFrame, axes: Any = None) -> Any:
+    """The robustness grid (:func:`unlearnlib.robustness.judged` rows) per defense, in four panels: the success
+    rate, and one dot per cell of asr, acc drop and target_acc drop (the bar: the median; dotted: the bound), so
+    the median and the worst case read off each panel."""
+    from .robustness import ACC_DROP_MAX, ASR_MAX, TARGET_ACC_DROP_MAX
+
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 4, figsize=style.figsize(3.2), sharey=True, layout="constrained")
+    missing = {"defense", "status", "success", "asr", "acc_drop", "target_acc_drop"} - set(judged.columns)
+    if missing:
+        raise ValueError(f"judged must come from unlearnlib.robustness.judged; missing columns {sorted(missing)}")
+    rows = judged[judged["defense"] != "none"]
+    defenses = list(dict.fromkeys(rows["defense"]))
+    colors = {d: style.defense_colour(d, defenses) for d in defenses}
+    ys = range(len(defenses))
+    rate = [100 * rows.loc[rows["defense"] == d, "success"].mean() for d in defenses]
+    axes[0].barh(ys, rate, color=[colors[d] for d in defenses])
+    for y, r in zip(ys, rate):
+        axes[0].annotate(f"{r:.0f}%", (r, y), xytext=(2, 0), textcoords="offset points", va="center", fontsize=9)
+    axes[0].set_xlim(0, 115)
+    axes[0].set_xlabel("success rate (%)")
+    axes[0].set_yticks(list(ys), defenses)
+    axes[0].invert_yaxis()
+    panels = (("asr", "asr (%)", ASR_MAX), ("acc_drop", "acc drop (pt)", ACC_DROP_MAX),
+              ("target_acc_drop", "target_acc drop (pt)", TARGET_ACC_DROP_MAX))
+    for ax, (m, label, bound) in zip(axes[1:], panels):
+        for y, d in zip(ys, defenses):
+            v = 100 * rows.loc[(rows["defense"] == d) & (rows["status"] == "ok"), m].dropna()
+            jitter = np.linspace(-0.25, 0.25, len(v)) if len(v) > 1 else np.zeros(len(v))
+            ax.scatter(v, y + jitter, s=9, color=colors[d], alpha=0.6, linewidths=0)
+            if len(v):
+                ax.plot([v.median()] * 2, [y - 0.35, y + 0.35], color=style.BLACK, lw=1.5)
+        ax.axvline(100 * bound, color=style.GREY, ls=":", lw=1)
+        ax.set_xscale("symlog", linthresh=1.0)  # 0-1 linear, then log: small and catastrophic values both read
+        lo = min(0.0, float(100 * rows[m].min())) if rows[m].notna().any() else 0.0
+        ticks = [t for t in (-100, -10, -1, 0, 1, 10, 100) if lo - 1e-9 <= t or t == 0]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3, axis="x")
+    n = rows["cell"].nunique() if "cell" in rows else len(rows) // max(1, len(defenses))
+    axes[0].set_title(f"{n} held-out cells", fontsize=9, loc="left")
+    return axes
+
+
+def save_robustness_plot(judged: pd.DataFrame, path: Any) -> Any:
+    """Write :func:`plot_robustness` to ``path`` (PNG, atomically); return the path."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from .zoo import atomic_write
+
+    fig = Figure(figsize=style.figsize(3.2), layout="constrained")
+    plot_robustness(judged, axes=fig.subplots(1, 4, sharey=True))
+    atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=120))
+    return Path(path)

@@ -8,10 +8,17 @@ from ..checks import check_fraction
 from ..registry import ATTACKS
 from .base import Trigger
 
+STRIPE_PERIOD = 6  # pixels per cycle of the "stripes" pattern
+
 
 @ATTACKS.register("blended")
 class Blended(Trigger):
-    """A full-image pattern blended in with weight ``alpha``: ``T(x) = (1 - alpha) x + alpha p``."""
+    """A full-image pattern blended in with weight ``alpha``: ``T(x) = (1 - alpha) x + alpha p``.
+
+    ``pattern``: ``"noise"`` (uniform pixel noise drawn once from ``seed``; the default), ``"stripes"`` *[ours]* (a
+    fixed diagonal sine grating of period ``STRIPE_PERIOD`` pixels, the same in every channel: a second fixed,
+    structured pattern standing in for the paper's Hello-Kitty image, which is not available offline) or a
+    ``(C, H, W)`` tensor."""
 
     name = "blended"
 
@@ -24,7 +31,11 @@ class Blended(Trigger):
             pat = pattern.float()
         elif pattern == "noise":
             pat = torch.rand(image_shape, generator=torch.Generator().manual_seed(10_000 + seed))
+        elif pattern == "stripes":
+            _, h, w = image_shape
+            ij = torch.arange(h)[:, None] + torch.arange(w)[None, :]
+            pat = (0.5 + 0.5 * torch.sin(2 * torch.pi * ij / STRIPE_PERIOD)).expand(image_shape).clone()
         else:
-            raise ValueError(f"pattern must be 'noise' or a {tuple(image_shape)} tensor, got {pattern!r}")
+            raise ValueError(f"pattern must be 'noise', 'stripes' or a {tuple(image_shape)} tensor, got {pattern!r}")
         self.alpha = float(alpha)
         super().__init__(torch.full((1, *image_shape[1:]), self.alpha), pat)

@@ -26,7 +26,7 @@ from torch import nn
 from ..attacks import TriggerArg, apply_trigger
 from ..checks import check_classifier, check_fraction, check_number, check_positive_int
 from ..data import Data
-from ..models import get_layer
+from ..models import get_layer, last_conv_name
 from ..registry import DEFENSES
 from .base import Defense, DefenseResult
 
@@ -51,7 +51,12 @@ def shift_augment(x: torch.Tensor, shifts: tuple[tuple[int, int], ...] = SHIFTS)
 
 def default_edit_layer(model: nn.Module) -> str:
     """``model.edit_layer`` if the model names one; else its last Linear that is not the output layer (the
-    second-to-last Linear in registration order), else its only Linear, else its last Conv2d."""
+    second-to-last Linear in registration order), else its only Linear, else its last Conv2d.
+
+    *[ours]* The generic rule for a model that names no layer (a user's, or the grid's ``lenet5``/``mlp``/
+    ``small-bn``): the last hidden Linear is the layer the registry names for its own CNN. A network whose only
+    Linear is the output (global average pooling, ``small-bn``) gets that output layer: the rule stays a pure
+    function of the layer list, and the robustness grid measures what it costs there."""
     name = getattr(model, "edit_layer", None)
     if isinstance(name, str):
         return name
@@ -240,11 +245,16 @@ class AgmeBDK(Defense):
         """``layers="auto"`` *[ours]*: a cascade -- edit the last conv layer (``model.last_conv``; its unfolded
         patches already give many keys, so no shift augmentation there), and go on to ``default_edit_layer``
         only while fewer than ``cascade_agreement`` of the unseen samples keep their clean prediction when
-        triggered (a check on the defender's own samples)."""
+        triggered (a check on the defender's own samples).
+
+        *[ours]* A model that names no ``last_conv`` starts from its last ``nn.Conv2d``
+        (:func:`~unlearnlib.models.last_conv_name`: the same layer the registry names for its own models, so a
+        user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
+        alone."""
         if self.layers != "auto":
             keys_x = shift_augment(x) if self.augment else x
             return edit_layers(model, keys_x, trigger, layers=self.layers, lam=self.lam, mu=self.mu, **kw)
-        cands = [n for n in (getattr(model, "last_conv", None), default_edit_layer(model)) if isinstance(n, str)]
+        cands = [n for n in (last_conv_name(model), default_edit_layer(model)) if isinstance(n, str)]
         out: dict[str, Any] = {"layers": [], "edit_seconds": 0.0, "dims": [], "keys": [], "solve_forms": [],
                                "solve_seconds": 0.0, "agreement": []}
         trig_x = apply_trigger(trigger, x)

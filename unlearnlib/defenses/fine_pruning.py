@@ -8,7 +8,9 @@ With ``a_j`` the mean (ReLU'd) activation of channel j on clean defender samples
    held-out defender samples stays within ``tolerance`` of the unpruned model's (or prune a fixed ``ratio``);
 3. fine-tune the pruned model on all defender samples; pruned channels stay zero (a weight mask).
 
-The layer is the model's ``last_conv`` attribute when present, else its last ``nn.Conv2d``.
+The layer is the model's ``last_conv`` attribute when present, else its last ``nn.Conv2d``; *[ours]* a model with no
+conv layer (an MLP) prunes the neurons (output features) of its last hidden Linear instead -- the Linear analogue
+of the last conv layer's channels, the last representation before the output layer.
 *[ours]* Channel ranking on (1 - ``holdout``) of the defender samples, accuracy on the rest (the shared rule of
 :meth:`~unlearnlib.data.Data.holdout_split`); ``max_ratio`` caps the search so the layer keeps some channels.
 """
@@ -24,31 +26,43 @@ from torch.nn.utils import prune
 from ..checks import check_fraction
 from ..data import Data
 from ..metrics import logits, predict
-from ..models import get_layer
+from ..models import get_layer, last_conv_name
 from ..registry import DEFENSES
 from .base import DefenseResult
 from .finetune import FineTuningDefense
 
 
-def last_conv_layer(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    """``(name, layer)``: the model's ``last_conv`` attribute when it has one, else its last ``nn.Conv2d``."""
+def last_conv_layer(model: nn.Module) -> tuple[str, nn.Conv2d | nn.Linear]:
+    """``(name, layer)``: the model's ``last_conv`` attribute when it has one, else its last ``nn.Conv2d``, else
+    *[ours]* its last hidden ``nn.Linear`` (the second-to-last Linear: an MLP has no channels, its neurons are
+    pruned instead)."""
     name = getattr(model, "last_conv", None)
     if isinstance(name, str):
         layer = get_layer(model, name, "last_conv")
         if not isinstance(layer, nn.Conv2d):
             raise ValueError(f"last_conv={name!r} of {type(model).__name__} is not an nn.Conv2d")
         return name, layer
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-    if not convs:
-        raise ValueError(f"model ({type(model).__name__}) has no nn.Conv2d layer to prune")
-    return convs[-1]
+    name = last_conv_name(model)
+    if name is not None:
+        return name, get_layer(model, name)
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if len(linears) < 2:
+        raise ValueError(f"model ({type(model).__name__}) has no nn.Conv2d layer and no hidden nn.Linear to prune")
+    return linears[-2]
+
+
+def _units(out: torch.Tensor) -> tuple[int, ...]:
+    """The view that broadcasts a per-unit vector over a layer output (N, C, H, W) or (N, F)."""
+    return (1, -1) + (1,) * (out.dim() - 2)
 
 
 @torch.no_grad()
 def channel_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Mean ReLU activation of each output channel of ``layer`` over ``x`` (a CPU tensor of length C_out)."""
+    """Mean ReLU activation of each output channel (or Linear neuron) of ``layer`` over ``x`` (a CPU tensor of
+    length C_out)."""
     acts: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: acts.append(out.float().relu().mean((0, 2, 3)).cpu()))
+    handle = layer.register_forward_hook(lambda _m, _i, out: acts.append(
+        out.float().relu().transpose(0, 1).reshape(out.shape[1], -1).mean(1).cpu()))
     try:
         logits(model, x, batch_size=len(x))  # one batch: one hook call
     finally:
@@ -64,7 +78,7 @@ def choose_pruned(model: nn.Module, layer: nn.Module, order: torch.Tensor, val: 
                   max_ratio: float) -> tuple[int, list[float]]:
     """The largest k (prefix of ``order``) whose pruning keeps ``val`` accuracy within ``tolerance``."""
     mask = torch.ones(len(order))
-    handle = layer.register_forward_hook(lambda _m, _i, out: out * mask.to(out.device, out.dtype).view(1, -1, 1, 1))
+    handle = layer.register_forward_hook(lambda _m, _i, out: out * mask.to(out.device, out.dtype).view(_units(out)))
     try:
         base = _accuracy(model, val)
         curve, k_max = [base], int(max_ratio * len(order))
@@ -99,7 +113,7 @@ class FinePruning(FineTuningDefense):
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:
         name, layer = last_conv_layer(model)
-        channels = layer.out_channels
+        channels = layer.weight.shape[0]
         rank, val = defender.holdout_split(self.holdout, self.seed, "defender")
         activation = channel_activations(model, layer, rank.x)
         order = activation.argsort()  # least active first (stable enough: ties are dormant channels)
@@ -110,7 +124,8 @@ class FinePruning(FineTuningDefense):
         pruned = order[:k]
         keep = torch.ones(channels, device=layer.weight.device)
         keep[pruned.to(keep.device)] = 0.0
-        prune.custom_from_mask(layer, "weight", keep.view(-1, 1, 1, 1).expand_as(layer.weight).clone())
+        per_unit = keep.view(-1, *[1] * (layer.weight.dim() - 1))  # a channel's kernel, or a neuron's weight row
+        prune.custom_from_mask(layer, "weight", per_unit.expand_as(layer.weight).clone())
         if layer.bias is not None:
             prune.custom_from_mask(layer, "bias", keep)
         with torch.no_grad():

@@ -1,0 +1,194 @@
+"""The held-out robustness grid: the sampler, cell keys, resume, the success rule, the new architectures under every
+defense, and the CLI's errors. Tiny: a few hundred mnist5k digits, one epoch of training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+import torch
+
+from unlearnlib import bench, experiment, robustness, zoo
+from unlearnlib.cli import main
+from unlearnlib.data import load_dataset
+from unlearnlib.defenses.editing import default_edit_layer
+from unlearnlib.defenses.fine_pruning import last_conv_layer
+from unlearnlib.models import build_model, last_conv_name
+from unlearnlib.profiles import QUICK, SMOKE, Profile
+from unlearnlib.registry import DEFENSES
+
+matplotlib.use("Agg")
+NEW_ARCHS = ("lenet5", "mlp", "small-bn")
+# one epoch; the recovery-based defenses at the smoke profile's few steps: the test runs the code paths
+TINY = Profile(**{**QUICK.to_dict(), "name": "tiny", "epochs": 1, "defense_params": SMOKE.defense_params})
+_SPLITS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def tiny_split(monkeypatch):
+    """mnist5k cut to 600 train / 300 test / 200 defender digits (its own name: its own cache keys)."""
+
+    def tiny(name, seed=0, download=False, **kw):
+        if (name, seed) not in _SPLITS:
+            s = load_dataset(name, seed=seed, download=download, **kw)
+            _SPLITS[(name, seed)] = dataclasses.replace(
+                s, name=f"{s.name}-tiny", train=s.train.take(600, seed), test=s.test.take(300, seed),
+                defender=s.defender.take(200, seed))
+        return _SPLITS[(name, seed)]
+
+    monkeypatch.setattr(experiment, "load_dataset", tiny)
+
+
+def test_sampler_is_deterministic_held_out_and_covers_every_listed_value():
+    cells = robustness.sample_cells(60, grid_seed=0)
+    assert cells == robustness.sample_cells(60, grid_seed=0)
+    assert cells != robustness.sample_cells(60, grid_seed=1)
+    assert robustness.sample_cells(10, 0) == cells[:10]  # a longer grid extends a shorter one
+    seeds = [c["seed"] for c in cells]
+    assert len(set(seeds)) == 60 and min(seeds) >= robustness.SEED_BASE
+    assert not set(seeds) & set(robustness.TUNING_SEEDS)
+    for c in cells:
+        bench.check_spec(c)
+        assert 0 <= c["target"] < 10
+    assert {c["model"] for c in cells} == set(robustness.ARCHS)
+    assert {c["poison_ratio"] for c in cells} == set(robustness.POISON_RATIOS)
+    assert {c["attack"] for c in cells} == {"badnets", "blended"}
+    assert len({c["target"] for c in cells}) == 10
+    bad = [c["attack_params"] for c in cells if c["attack"] == "badnets"]
+    bl = [c["attack_params"] for c in cells if c["attack"] == "blended"]
+    assert {p["size"] for p in bad} == set(robustness.BADNETS_SIZES)
+    assert {p["pattern"] for p in bad} == set(robustness.BADNETS_PATTERNS)
+    assert {p["position"] for p in bad} == set(robustness.BADNETS_POSITIONS)
+    assert {p["pattern"] for p in bl} == set(robustness.BLEND_PATTERNS)
+    assert all(0.1 <= p["alpha"] <= 0.3 for p in bl)
+    for bad_n in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="cells"):
+            robustness.sample_cells(bad_n)
+
+
+def test_every_spec_field_enters_the_cell_key_and_the_model_cache_key(monkeypatch):
+    spec = robustness.sample_cells(1)[0]
+    base = bench.cell_config(QUICK, "agme", spec, dataset=None, known_target=False, image_size=None)
+    changes = {"cell": "other", "attack": "blended", "seed": 1001, "model": "lenet5",
+               "target": (spec["target"] + 1) % 10, "poison_ratio": 0.5,
+               "attack_params": {**spec["attack_params"], "size": 9}}
+    for key, value in changes.items():
+        other = bench.cell_config(QUICK, "agme", {**spec, key: value}, dataset=None, known_target=False,
+                                  image_size=None)
+        assert other != base, key
+    assert bench.cell_config(QUICK, "agme", dict(spec), dataset=None, known_target=False, image_size=None) == base
+
+    configs: list[dict] = []  # the zoo key of the attacked model: arch, target, ratio and attack params
+    monkeypatch.setattr(experiment, "cached_model",
+                        lambda config, build, fit, companion=None: (configs.append(config), (build(), True))[1])
+    variants = [{}, {"model": "mlp"}, {"target": 7}, {"poison_ratio": 0.01}, {"attack_params": {"size": 4}}]
+    for v in variants:
+        experiment.make_scenario(TINY, "badnets", 1000, **{"model": "cnn", "target": 3, "poison_ratio": 0.05,
+                                                           "attack_params": {"size": 3}, **v}, progress=False)
+    attacked = [zoo.cache_key(c) for c in configs[1::2]]
+    assert len(set(attacked)) == len(variants)
+
+
+def _rows(rows):
+    cols = {"defense": "x", "status": "ok", "acc_before": 0.98, "target_acc_before": 0.97}
+    return pd.DataFrame([{**cols, **r} for r in rows])
+
+
+def test_success_rule_on_hand_made_rows():
+    s = robustness.success
+    assert s(0.02, 0.015, 0.03)  # exactly at every bound
+    assert s(0.0, -0.01, -0.05)  # gains are fine
+    assert not s(0.0201, 0.0, 0.0) and not s(0.0, 0.0151, 0.0) and not s(0.0, 0.0, 0.0301)
+    assert not s(float("nan"), 0.0, 0.0) and not s(0.01, None, 0.0)
+    df = _rows([{"asr": 0.01, "acc": 0.975, "target_acc": 0.95},  # success
+                {"asr": 0.01, "acc": 0.96, "target_acc": 0.97},  # acc drop 2 points
+                {"asr": 0.5, "acc": 0.98, "target_acc": 0.97},  # asr
+                {"asr": None, "acc": None, "target_acc": None, "status": "failed"}])
+    j = robustness.judged(df)
+    assert list(j["success"]) == [True, False, False, False]
+    assert j["badness"].iloc[2] == pytest.approx(25.0) and math.isinf(j["badness"].iloc[3])
+    summ = robustness.summarise(df).iloc[0]
+    assert summ["success_rate"] == 0.25 and summ["failed"] == 1
+    assert summ["asr_worst"] == 0.5 and summ["acc_drop_worst"] == pytest.approx(0.02)
+
+
+def test_generic_layers_of_the_new_architectures():
+    layers = {a: build_model(a, 1, 10, 28) for a in NEW_ARCHS}
+    for m in layers.values():
+        assert not hasattr(m, "edit_layer") and not hasattr(m, "last_conv")
+        assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert default_edit_layer(layers["lenet5"]) == "f6" and last_conv_name(layers["lenet5"]) == "c3"
+    assert default_edit_layer(layers["mlp"]) == "hidden.1" and last_conv_name(layers["mlp"]) is None
+    assert last_conv_layer(layers["mlp"])[0] == "hidden.1"
+    assert default_edit_layer(layers["small-bn"]) == "classifier"
+    assert last_conv_layer(layers["small-bn"])[0] == "blocks.2.0"
+
+
+@pytest.mark.parametrize("arch", NEW_ARCHS)
+def test_every_defense_runs_on_each_new_architecture(arch):
+    sc = experiment.make_scenario(TINY, "badnets", 1000, model=arch, target=3, attack_params={"size": 4},
+                                  progress=False)
+    state = {k: v.clone() for k, v in sc.backdoored.state_dict().items()}
+    for defense in DEFENSES.names():
+        rec = experiment.run_defense(sc, defense, device="cpu", progress=False).record
+        assert all(math.isfinite(v) for v in rec["after"].values()), (defense, rec["after"])
+        after = sc.backdoored.state_dict()
+        assert all(torch.equal(state[k], after[k]) for k in state), f"{defense} modified the input model"
+        if defense == "fine-pruning":
+            assert rec["info"]["layer"] == last_conv_layer(sc.backdoored)[0]
+        if defense == "agme-bdk":
+            assert rec["info"]["layers"][0] == (last_conv_name(sc.backdoored) or default_edit_layer(sc.backdoored))
+
+
+def test_grid_writes_outputs_and_resume_skips_finished_cells(tmp_path, monkeypatch):
+    specs = [s for s in robustness.sample_cells(12) if s["model"] in ("cnn", "mlp")][:2]
+    monkeypatch.setattr(robustness, "sample_cells", lambda cells, grid_seed=0: specs[:cells])
+    calls: list[str] = []
+    real = experiment.run_defense
+
+    def counting(sc, defense="none", *a, **kw):
+        calls.append(defense)
+        return real(sc, defense, *a, **kw)
+
+    monkeypatch.setattr(experiment, "run_defense", counting)
+    kw = {"profile": TINY, "defenses": ["agme-bdk", "finetune"], "progress": False}
+    df = robustness.run_robustness(2, tmp_path, **kw)
+    assert len(calls) == 6 and set(df["status"]) == {"ok"} and len(df) == 6
+    assert set(df["cell"]) == {s["cell"] for s in specs} and set(df["model"]) == {s["model"] for s in specs}
+    for name in ("robustness.csv", "robustness.md", "robustness.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    md = (tmp_path / "robustness.md").read_text()
+    assert "| agme-bdk |" in md and "success %" in md and "Worst cells" in md
+    rec = json.loads((tmp_path / "cells" / f"{specs[0]['cell']}__finetune.json").read_text())
+    assert rec["scenario"] == specs[0] and rec["cell"]["scenario"] == specs[0]
+
+    calls.clear()
+    again = robustness.run_robustness(2, tmp_path, **kw)
+    assert calls == [] and again.drop(columns="defense_seconds").equals(df.drop(columns="defense_seconds"))
+    (tmp_path / "cells" / f"{specs[1]['cell']}__agme-bdk.json").unlink()
+    robustness.run_robustness(2, tmp_path, **kw)
+    assert calls == ["agme-bdk"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--grid", "robustness", "--cells", "0"], "--cells must be an integer >= 1"),
+    (["--cells", "5"], "--cells applies only to --grid robustness"),
+    (["--grid", "robustness", "--seeds", "0"], "--seeds: not valid with --grid robustness"),
+    (["--grid", "robustness", "--defenses", "nope"], "defense='nope' is not known"),
+])
+def test_bad_grid_arguments_get_clear_errors(argv, message, tmp_path, capsys):
+    assert main(["bench", "--out", str(tmp_path), "--no-progress", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--grid", "nope"], ["--grid", "robustness", "--cells", "x"]])
+def test_unparseable_grid_arguments_exit_with_usage(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--grid" in err or "--cells" in err

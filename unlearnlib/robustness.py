@@ -1,0 +1,215 @@
+"""The held-out robustness grid (issue 9): does a defense still work on the settings a reader will try?
+
+``python -m unlearnlib bench --grid robustness --cells 60 --out results/robustness`` draws ``cells`` scenarios
+from ``numpy.random.default_rng(grid_seed)`` (:func:`sample_cells`) and runs every defense on every one through
+the one grid runner (:func:`unlearnlib.bench.run_grid` with ``scenarios``): resumable, one progress bar. A cell
+draws
+
+- the target class (any class), the poison ratio from :data:`POISON_RATIOS`, the architecture from :data:`ARCHS`;
+- the trigger: BadNets (size 3-5, white / checkerboard / random pattern, corner or random position) or Blended
+  (alpha uniform in [0.1, 0.3], noise or stripes pattern);
+- a seed from the held-out range ``SEED_BASE + i``: the tuning seeds 0-2 never appear.
+
+Cell ``i`` depends on ``grid_seed`` and ``i`` only (draws are sequential), so a longer grid extends a shorter one
+and its finished cells are reused. A defense succeeds on a cell (:func:`success`) when its asr is at most
+:data:`ASR_MAX`, and it costs at most :data:`ACC_DROP_MAX` of accuracy and :data:`TARGET_ACC_DROP_MAX` of the
+target class's accuracy against the undefended (attacked) model of the same cell. Outputs in ``out``:
+``robustness.csv`` (one row per cell x defense), ``robustness.md`` (per defense: success rate, median and worst
+of each metric, the worst cells) and ``robustness.png`` (:func:`unlearnlib.plots_bench.plot_robustness`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .registry import DEFENSES
+from .zoo import atomic_write_text
+
+ARCHS = ("cnn", "lenet5", "mlp", "small-bn")
+POISON_RATIOS = (0.01, 0.05, 0.10)
+BADNETS_SIZES = (3, 4, 5)
+BADNETS_PATTERNS = ("white", "checker", "random")
+BADNETS_POSITIONS = ("corner", "random")
+BLEND_ALPHA = (0.1, 0.3)  # uniform in this interval
+BLEND_PATTERNS = ("noise", "stripes")
+NUM_CLASSES = 10
+SEED_BASE = 1000  # held-out seeds: SEED_BASE + cell index; no default was tuned on them
+TUNING_SEEDS = (0, 1, 2)
+
+ASR_MAX = 0.02  # success: asr after the defense at most 2%
+ACC_DROP_MAX = 0.015  # ... clean accuracy at most 1.5 points below the undefended model's
+TARGET_ACC_DROP_MAX = 0.03  # ... target-class accuracy at most 3 points below the undefended model's
+_EPS = 1e-9  # rates are counts / n: a drop of exactly the bound passes
+WORST_PER_DEFENSE = 3
+
+
+def sample_cells(cells: int = 60, grid_seed: int = 0) -> list[dict[str, Any]]:
+    """``cells`` scenario specs (:func:`unlearnlib.bench.check_spec`) drawn from ``default_rng(grid_seed)``."""
+    if isinstance(cells, bool) or not isinstance(cells, (int, np.integer)) or cells < 1:
+        raise ValueError(f"cells must be an integer >= 1 (how many scenarios to draw), got {cells!r}")
+    if isinstance(grid_seed, bool) or not isinstance(grid_seed, (int, np.integer)) or grid_seed < 0:
+        raise ValueError(f"grid_seed must be an integer >= 0, got {grid_seed!r}")
+    rng = np.random.default_rng(int(grid_seed))
+    specs = []
+    for i in range(int(cells)):
+        seed = SEED_BASE + i
+        target = int(rng.integers(NUM_CLASSES))
+        ratio = float(POISON_RATIOS[rng.integers(len(POISON_RATIOS))])
+        model = str(ARCHS[rng.integers(len(ARCHS))])
+        if rng.random() < 0.5:
+            attack = "badnets"
+            params: dict[str, Any] = {
+                "size": int(BADNETS_SIZES[rng.integers(len(BADNETS_SIZES))]),
+                "pattern": str(BADNETS_PATTERNS[rng.integers(len(BADNETS_PATTERNS))]),
+                "position": str(BADNETS_POSITIONS[rng.integers(len(BADNETS_POSITIONS))]),
+                "seed": seed}
+        else:
+            attack = "blended"
+            params = {"alpha": round(float(rng.uniform(*BLEND_ALPHA)), 3),
+                      "pattern": str(BLEND_PATTERNS[rng.integers(len(BLEND_PATTERNS))]), "seed": seed}
+        specs.append({"cell": f"g{int(grid_seed)}c{i:03d}", "attack": attack, "seed": seed, "model": model,
+                      "target": target, "poison_ratio": ratio, "attack_params": params})
+    return specs
+
+
+def drops(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (:func:`unlearnlib.bench.cells_frame` rows) with ``acc_drop`` and ``target_acc_drop``: the
+    undefended model's rate minus the defended one's (positive = lost)."""
+    return df.assign(acc_drop=df["acc_before"] - df["acc"], target_acc_drop=df["target_acc_before"] - df["target_acc"])
+
+
+def success(asr: float, acc_drop: float, target_acc_drop: float) -> bool:
+    """The success criterion of the grid: asr <= :data:`ASR_MAX`, acc drop <= :data:`ACC_DROP_MAX` and target_acc
+    drop <= :data:`TARGET_ACC_DROP_MAX` (fractions). A missing (NaN) metric -- a failed cell -- is no success."""
+    vals = (asr, acc_drop, target_acc_drop)
+    if any(v is None or not np.isfinite(v) for v in vals):
+        return False
+    return asr <= ASR_MAX + _EPS and acc_drop <= ACC_DROP_MAX + _EPS and target_acc_drop <= TARGET_ACC_DROP_MAX + _EPS
+
+
+def badness(asr: float, acc_drop: float, target_acc_drop: float) -> float:
+    """How far a cell is from success: the largest of each metric over its bound (> 1: failed; NaN: inf)."""
+    vals = np.array([asr / ASR_MAX, acc_drop / ACC_DROP_MAX, target_acc_drop / TARGET_ACC_DROP_MAX], dtype=float)
+    return float("inf") if not np.isfinite(vals).all() else float(vals.max())
+
+
+def judged(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`drops` plus ``success`` and ``badness`` per row (failed cells: no success, infinite badness)."""
+    d = drops(df)
+    ok = d["status"] == "ok"
+    d["success"] = [bool(o) and success(a, b, c) for o, a, b, c in
+                    zip(ok, d["asr"], d["acc_drop"], d["target_acc_drop"])]
+    d["badness"] = [badness(a, b, c) if o else float("inf") for o, a, b, c in
+                    zip(ok, d["asr"], d["acc_drop"], d["target_acc_drop"])]
+    return d
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Per defense (``none`` excluded): ``cells``, ``failed``, ``success_rate`` and the median and worst (max) of
+    asr, acc_drop and target_acc_drop over the finished cells."""
+    d = judged(df)
+    rows = []
+    for defense, sub in d[d["defense"] != "none"].groupby("defense", sort=False):
+        ok = sub[sub["status"] == "ok"]
+        row: dict[str, Any] = {"defense": defense, "cells": len(sub), "failed": int((sub["status"] != "ok").sum()),
+                               "success_rate": float(sub["success"].mean())}
+        for m in ("asr", "acc_drop", "target_acc_drop"):
+            row[f"{m}_median"] = float(ok[m].median()) if len(ok) else float("nan")
+            row[f"{m}_worst"] = float(ok[m].max()) if len(ok) else float("nan")
+        rows.append(row)
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    return pd.DataFrame(rows).sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
+                                          kind="stable").reset_index(drop=True)
+
+
+def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
+    """The ``k`` cells furthest from success (:func:`badness`) per defense, failed cells first, successes left out."""
+    d = judged(df)
+    d = d[(d["defense"] != "none") & ~d["success"]]
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    d = d.assign(_o=d["defense"].map(lambda n: order.get(n, len(order))))
+    d = d.sort_values(["_o", "badness"], ascending=[True, False], kind="stable").drop(columns="_o")
+    return d.groupby("defense", sort=False).head(k).reset_index(drop=True)
+
+
+def _pct(v: float) -> str:
+    return "—" if pd.isna(v) else f"{100 * v:.1f}"
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """The per-defense summary and the worst cells as markdown (rates and drops in percentage points)."""
+    s = summarise(df)
+    head = ["defense", "cells", "success %", "asr % median", "asr % worst", "acc drop (points) median",
+            "acc drop (points) worst", "target_acc drop (points) median", "target_acc drop (points) worst"]
+    lines = [f"Success: asr <= {100 * ASR_MAX:g}%, acc drop <= {100 * ACC_DROP_MAX:g} points, target_acc drop <= "
+             f"{100 * TARGET_ACC_DROP_MAX:g} points vs the undefended model of the same cell.", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for _, r in s.iterrows():
+        cells = f"{r['cells']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
+        lines.append("| " + " | ".join([r["defense"], cells, _pct(r["success_rate"]), *(
+            _pct(r[f"{m}_{q}"]) for m in ("asr", "acc_drop", "target_acc_drop") for q in ("median", "worst"))]) + " |")
+    w = worst_cells(df)
+    lines += ["", "Worst cells per defense (furthest from success):", "",
+              "| defense | cell | model | attack | params | target | poison % | asr % before | asr % | "
+              "acc drop | target_acc drop | error |", "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for _, r in w.iterrows():
+        lines.append("| " + " | ".join(str(v) for v in (
+            r["defense"], r["cell"], r["model"], r["attack"], r["attack_params"], r["target"],
+            f"{100 * r['poison_ratio']:g}", _pct(r["asr_before"]), _pct(r["asr"]), _pct(r["acc_drop"]),
+            _pct(r["target_acc_drop"]), str(r["error"] or "").split("\n")[0][:80])) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(df: pd.DataFrame, out: str | Path) -> None:
+    """``robustness.csv``, ``robustness.md`` and ``robustness.png``, each written atomically into ``out``."""
+    from .plots_bench import save_robustness_plot
+
+    out = Path(out)
+    atomic_write_text(out / "robustness.csv", judged(df).to_csv(index=False))
+    if (df["status"] == "ok").any():
+        atomic_write_text(out / "robustness.md", to_markdown(df))
+        save_robustness_plot(judged(df), out / "robustness.png")
+
+
+def run_robustness(cells: int = 60, out: str | Path = "results/robustness", *, grid_seed: int = 0,
+                   profile: str = "quick", defenses: Sequence[str] | None = None, device: str = "auto",
+                   progress: bool | None = None, strict: bool = False, write: bool = True) -> pd.DataFrame:
+    """Run (or resume) the robustness grid through :func:`unlearnlib.bench.run_grid`; return its rows with
+    ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``."""
+    from .bench import run_grid
+
+    specs = sample_cells(cells, grid_seed)
+    df = run_grid(profile, None, defenses, out=out, progress=progress, device=device, strict=strict, write=False,
+                  scenarios=specs)
+    if write:
+        write_outputs(df, out)
+    return judged(df)
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    """``bench --grid robustness``: the held-out grid of :mod:`unlearnlib.robustness`."""
+    given = {"--attacks": args.attacks, "--seeds": args.seeds, "--target": args.target,
+             "--poison-ratio": args.poison_ratio, "--scaling": args.scaling or None, "--dataset": args.dataset,
+             "--image-size": args.image_size, "--known-target": args.known_target or None}
+    bad = [flag for flag, v in given.items() if v is not None]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: not valid with --grid robustness (each cell draws its own scenario; "
+                         "use --cells, --grid-seed, --defenses, --profile)")
+    cells = 60 if args.cells is None else args.cells
+    if cells < 1:
+        raise ValueError(f"--cells must be an integer >= 1, got {cells}")
+    df = run_robustness(cells, args.out, grid_seed=0 if args.grid_seed is None else args.grid_seed,
+                        profile=args.profile, defenses=args.defenses, device=args.device,
+                        progress=False if args.no_progress else None, strict=args.strict)
+    if (df["status"] == "ok").any():
+        print(to_markdown(df))
+    print(f"wrote {args.out}/robustness.csv, robustness.md, robustness.png and {len(df)} cells")
+    n_failed = int((df["status"] == "failed").sum())
+    if n_failed:
+        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/robustness.csv")
