@@ -60,6 +60,66 @@ def test_wanet_warp_flow_and_identity_at_zero_strength():
     assert not torch.equal(t.grid, WaNet(SHAPE, seed=1).grid)
 
 
+def test_wanet_flow_follows_the_papers_normalisation():
+    """Hand computation of the reference code's grid: P ~ U[-1, 1]^(2 x k x k), P / mean|P|, bicubic upsampling
+    with aligned corners (so an image corner takes its control point's value), grid = clip(G + s U(P) / H, -1, 1).
+    A corner's displacement is therefore s P / H in grid units, (H - 1) / 2 times that in pixels, unless it points
+    out of the image (clipped to 0)."""
+    h, s = 28, 0.5
+    t = WaNet(SHAPE, k=4, s=s, seed=0)
+    p = torch.rand(1, 2, 4, 4, generator=torch.Generator().manual_seed(30_000)) * 2 - 1  # the trigger's draw
+    p = p / p.abs().mean()
+    assert abs(float(p.abs().mean()) - 1.0) < 1e-6
+    for (row, col), (pr, pc) in {(0, 0): (0, 0), (0, 27): (0, 3), (27, 0): (3, 0), (27, 27): (3, 3)}.items():
+        for c, ident in ((0, -1.0 if col == 0 else 1.0), (1, -1.0 if row == 0 else 1.0)):  # (dx, dy)
+            moved = min(1.0, max(-1.0, ident + s * float(p[0, c, pr, pc]) / h))
+            assert float(t.flow[c, row, col]) == pytest.approx((moved - ident) * (h - 1) / 2, abs=1e-5)
+    # inside the image nothing is clipped: the flow is linear in s, and at the paper's k = 4, s = 0.5 it is a
+    # fraction of a pixel (mean 0.22 px for this draw: s / H * (H - 1) / 2 = 0.24 px per unit of |U(P)|)
+    inner = (slice(None), slice(2, -2), slice(2, -2))
+    assert torch.allclose(WaNet(SHAPE, k=4, s=1.0, seed=0).flow[inner], 2 * t.flow[inner], atol=1e-5)
+    mean_shift = float(t.flow.norm(dim=0).mean())
+    assert 0.1 < mean_shift < 0.35 and float(t.flow.norm(dim=0).max()) < 1.0
+
+
+def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
+    """[ours] WaNet trains longer than the other attacks in quick (profiles.py); the budget enters the cache key."""
+    from unlearnlib import experiment
+    from unlearnlib.data import Split
+    from unlearnlib.profiles import Profile, get_profile
+
+    q = get_profile("quick")
+    assert q.train_kwargs("wanet")["epochs"] > q.epochs
+    assert q.train_kwargs("badnets") == q.train_kwargs() == q.train_kwargs(None)
+    assert {k: v for k, v in q.train_kwargs("wanet").items() if k != "epochs"} == {
+        k: v for k, v in q.train_kwargs().items() if k != "epochs"}
+    with pytest.raises(ValueError, match=r"attack_train\['wanet'\] has unknown keys \['epoch'\]"):
+        Profile(**{**q.to_dict(), "attack_train": {"wanet": {"epoch": 3}}}).train_kwargs("wanet")
+    seen = {}
+
+    def fake_cached(config, build, fit, companion=None):
+        seen.setdefault("configs", []).append(config)
+        return fit(SmallCNN()), False
+
+    def fake_plant(self, model, data, **kw):
+        seen["plant_epochs"] = kw["epochs"]
+        return model
+
+    def fake_train(model, data, **kw):
+        seen["clean_epochs"] = kw["epochs"]
+        return model
+
+    monkeypatch.setattr(experiment, "cached_model", fake_cached)
+    monkeypatch.setattr(Attack, "plant", fake_plant)
+    monkeypatch.setattr(experiment, "train", fake_train)
+    data = _data(20)
+    split = Split("toy", data, data, data, 10, tuple("0123456789"))
+    experiment.trained_model(split, q, 0, device="cpu")
+    experiment.trained_model(split, q, 0, Attack(WaNet(SHAPE), 0, 0.1), {"name": "wanet"}, device="cpu")
+    assert seen["clean_epochs"] == q.epochs and seen["plant_epochs"] == q.train_kwargs("wanet")["epochs"]
+    assert [c["train"]["epochs"] for c in seen["configs"]] == [q.epochs, q.train_kwargs("wanet")["epochs"]]
+
+
 def test_wanet_noise_mode_keeps_true_labels():
     data = _data()
     t = WaNet(SHAPE, cross_ratio=2.0)

@@ -17,15 +17,13 @@ def test_ch01_backdoors_are_planted(glue):
 
 
 def test_ch01_more_attacks_plant(glue):
-    """Issue 11: TrojanNN and IMC reach asr >= 90% at acc >= 95% on quick with a small floor (the prose says so);
-    WaNet at the paper's settings does not plant in 10 epochs, and the prose says that too: if it ever plants,
-    this test fails so that the prose is rewritten."""
+    """Issue 11: TrojanNN, IMC and WaNet reach asr >= 90% at acc >= 95% on quick with a small floor (the prose says
+    so); WaNet at the paper's k = 4, s = 0.5 with its own, longer training budget (the prose says that too)."""
     g = glue("01_backdoor_attacks")
-    for attack in ("trojannn", "imc"):
+    for attack in ("trojannn", "imc", "wanet"):
         assert g[f"ch01_{attack}_acc"] >= 95.0
         assert g[f"ch01_{attack}_asr"] >= 90.0
         assert 0.0 <= g[f"ch01_{attack}_asr_floor"] <= 5.0
-    assert g["ch01_wanet_acc"] >= 95.0 and g["ch01_wanet_asr"] < 90.0
-    assert g["ch01_wanet_asr_floor"] <= 5.0
     assert (g["ch01_wanet_k"], g["ch01_wanet_s"]) == (4, 0.5)
+    assert g["ch01_wanet_epochs"] > g["ch01_epochs"] == 10
     assert 0.0 < g["ch01_wanet_max_shift"] < 2.0 and 0.0 < g["ch01_wanet_mean_change"] < 0.1

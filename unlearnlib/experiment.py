@@ -29,10 +29,12 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
                   progress: bool | None = None, clean: nn.Module | None = None) -> nn.Module:
     """A model trained on ``split.train`` (planted with ``attack`` if given: :meth:`Attack.plant`, which fits a
     trigger that needs it to the ``clean`` model), through the zoo cache; a trigger's learned tensors are cached
-    with the model and restored into ``attack.trigger`` on a hit."""
+    with the model and restored into ``attack.trigger`` on a hit. A backdoored model trains with the profile's
+    settings for its attack (:meth:`Profile.train_kwargs`: ``attack_train`` overrides, e.g. WaNet's epochs)."""
     dev = resolve_device(device)
+    train_kw = profile.train_kwargs(attack_config["name"] if attack is not None and attack_config else None)
     config = {"kind": "trained-model", "dataset": split.name, "split_seed": seed, "seed": seed,
-              "model": profile.model, "train": profile.train_kwargs(), "attack": attack_config}
+              "model": profile.model, "train": train_kw, "attack": attack_config}
     if split.fingerprint:  # data read from the user's disk: a changed file is a different model
         config["data"] = split.fingerprint
     c, h, _ = split.image_shape
@@ -42,7 +44,7 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
         return build_model(profile.model, c, split.num_classes, h)
 
     def fit(model: nn.Module) -> nn.Module:
-        kw = {"device": dev, "progress": progress, **profile.train_kwargs()}
+        kw = {"device": dev, "progress": progress, **train_kw}
         if attack is None:
             return train(model, split.train, seed=seed, desc="clean model", **kw)
         return attack.plant(model, split.train, seed=seed, clean=clean, desc=f"{attack_config['name']} model", **kw)
