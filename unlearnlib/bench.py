@@ -33,6 +33,7 @@ from .zoo import atomic_write_text, source_fingerprint
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
 RATES = ("acc", "asr", "target_acc", "ra", "der")
+STAGE = ("acc", "asr", "target_acc")  # of a ``<defense>+repair`` after unlearning, before the repair (else empty)
 __all__ = ["run_grid", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
            "plot_asr_vs_unseen"]
 
@@ -59,6 +60,14 @@ def defense_defaults(defense: str) -> dict[str, str]:
     sig = inspect.signature(DEFENSES.get(defense))
     return {k: repr(p.default) for k, p in sig.parameters.items()
             if p.default is not inspect.Parameter.empty and k not in ("device", "progress")}
+
+
+def default_defenses() -> list[str]:
+    """Every registered defense except the ``<defense>+repair`` compositions, which run when named (each redoes
+    its inner defense, so the default grid does not pay for every unlearning twice)."""
+    from . import defenses as _registered  # noqa: F401  (registers every defense)
+
+    return [d for d in DEFENSES.names() if not d.endswith("+repair")]
 
 
 def cell_path(out: Path, attack: str, defense: str, seed: int) -> Path:
@@ -88,15 +97,16 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              image_size: int | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
-    ``attacks``/``defenses`` default to every registered one; ``known_target`` hands the attack's target to the
-    defenses (else they search). With ``write`` the CSV, markdown table and plots are written to ``out``.
+    ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
+    the attack's target to the defenses (else they search). With ``write`` the CSV, markdown table and plots are
+    written to ``out``.
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
     from .experiment import make_scenario, run_defense
 
     prof = get_profile(profile)
     atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
-    dfs = [d for d in _names(defenses, DEFENSES, "defenses", DEFENSES.names()) if d != "none"]
+    dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of integers >= 0, got {seeds!r}")
     out = Path(out)
@@ -154,10 +164,12 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                                      "defense_seconds", "der")}
         row.update({m: r.get("after", {}).get(m) for m in METRICS})
         row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
+        row.update({f"{m}_unlearned": r.get("unlearned", {}).get(m) for m in STAGE})  # +repair: before the repair
         row["error"] = r.get("error", "")
         rows.append(row)
     df = pd.DataFrame(rows, columns=["attack", "defense", "seed", "dataset", "target", "status", "unseen",
-                                     "defense_seconds", "der", *METRICS, *(f"{m}_before" for m in METRICS), "error"])
+                                     "defense_seconds", "der", *METRICS, *(f"{m}_before" for m in METRICS),
+                                     *(f"{m}_unlearned" for m in STAGE), "error"])
     return df.sort_values(["attack", "defense", "seed"], kind="stable").reset_index(drop=True)
 
 
@@ -243,7 +255,8 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p = sub.add_parser("bench", help="the benchmark grid: attacks x defenses x seeds (resumable)")
     add_common(p)
     p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
-    p.add_argument("--defenses", nargs="+", default=None, help="default: every registered defense except 'none'")
+    p.add_argument("--defenses", nargs="+", default=None,
+                   help="default: every registered defense except 'none' and the '+repair' compositions")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
     p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")

@@ -34,9 +34,17 @@ class Profile:
     download: bool = False
     description: str = ""
     defense_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # per defense, under the caller's
+    # (attack, params it must have, training overrides): how one attack's backdoored model is trained here
+    attack_training: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = ()
 
-    def train_kwargs(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")}
+    def train_kwargs(self, attack: str | None = None, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The training arguments; for ``attack`` with ``params``, updated by every matching ``attack_training``
+        rule (a clean model, ``attack=None``, never is)."""
+        kw = {k: getattr(self, k) for k in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "augment")}
+        for name, when, overrides in self.attack_training:
+            if attack == name and all((params or {}).get(k) == v for k, v in when.items()):
+                kw.update(overrides)
+        return kw
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
