@@ -4,27 +4,30 @@ Why: an unlearning defense removes the behaviour of a trigger T̂ it recovered (
 carries target-class features, so unlearning it also pushes clean images of the target class t away from t: their
 target_acc drops while the other classes keep theirs. Repair restores what unlearning took, and only that.
 
-Mechanism *[ours]*: a closed-form edit of the unlearned model's OUTPUT layer (weight W1, bias b1), toward the
-ORIGINAL model's outputs on the defender's unseen target-class samples, with the triggered keys held where
-unlearning put them. Let f0 be the model before unlearning, f1 the model after it, k(x) the input of f1's output
-layer (its penultimate features), D the unseen samples (every image shifted by a few pixels, ``augment``), D_t those
-of class t and D_n the others:
+Mechanism *[ours]*: closed-form edits of the unlearned model, toward the ORIGINAL model's outputs on the
+defender's unseen target-class samples, with the triggered keys held where unlearning put them. Let f0 be the model
+before unlearning, f1 the model after it, D the unseen samples (each also shifted by a few pixels, ``augment``),
+D_t those of class t and D_n the others. The repaired layers (default: the late edit layer and the output layer,
+e.g. ``fc1`` and ``fc2``) are edited one after the other in forward order; for a layer with weight W1 and bias b1 in
+the model repaired so far, k(x) its input there, and W0, b0, k0(x) the same layer of f0:
 
-    min_W'  a sum_{x in D_t} ||W' k(x) - (f0(x) - b1)||^2                 (give t back: the original logits)
+    min_W'  a sum_{x in D_t} ||W' k(x) - (W0 k0(x) + b0 - b1)||^2        (give t back: f0's output at this layer)
               + sum_{x in D_n} ||W' k(x) - W1 k(x)||^2                     (keep the other classes as unlearned)
               + h sum_{x in D_n, r} ||W' k(T̂_r(x)) - W1 k(T̂_r(x))||^2      (hold the triggered keys: no backdoor)
               + mu ||W' - W1||_F^2                                                                     (repair)
 
-solved by :func:`~unlearnlib.defenses.editing.ridge_solve` (the (residual) form, divided by ``a``: the target keys
-carry the residual ``f0(x) - b1 - W1 k(x)``, the held keys a zero residual with weights ``1/a`` and ``h/a``).
-``T̂_r`` are ``draws`` independent applications of the trigger (a recovered trigger *distribution* draws fresh
-patches each time). Why the output layer: its values are the logits, which mean the same thing whichever layers
-the unlearning changed -- a gradient-based defense (BAERASE, Neural Cleanse unlearning) changes every layer, so a
-hidden layer's original values would be read by a different downstream network. Why the backdoor cannot return
-through this edit: the only keys moved are clean target-class features; the triggered keys of the trigger that
-was unlearned are held at their cleaned values with weight ``h``; the asr is measured after repair, on the test
-set, by the experiment (never by the defense). No label beyond the defender's own, no training data, no true
-trigger unless the unlearning defense is given it (``agme-bdk``).
+solved by :func:`~unlearnlib.defenses.editing.ridge_solve` (its (residual) form divided by ``a``: the target keys
+carry the residual, the held keys a zero residual with weights ``1/a`` and ``h/a``). ``T̂_r`` are ``draws``
+applications of the trigger the unlearning used (a recovered trigger *distribution* draws fresh patches each time).
+Why two layers: unlearning moves the target class's features *before* the output layer (AGME edits ``fc1``;
+BAERASE and Neural Cleanse unlearning change every layer), where the output layer alone cannot tell them from the
+held triggered keys; the hidden layer is pulled back to f0's features first, then the output layer -- whose
+values are the logits, which mean the same thing whatever the unlearning changed upstream -- to f0's logits,
+each with the keys of the model repaired so far. Why the backdoor does not return through it: only clean
+target-class keys move; the triggered keys of the trigger that was unlearned are held at their cleaned values with
+weight ``h`` at every repaired layer; the asr after repair is measured on the test set by the experiment (never by
+the defense). No label beyond the defender's own, no training data, no true trigger unless the unlearning defense
+is given it (``agme-bdk``; its target is then the class the known trigger sends the unseen samples to in f0).
 
 The composition: ``<defense>+repair`` for every unlearning defense (one that recovers, or is given, a trigger and
 a target: ``baerase``, ``nc-unlearn``, ``agme``, ``agme-bdk``), built by :func:`compose_repair`. Its info holds
