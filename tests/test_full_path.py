@@ -47,6 +47,8 @@ FAST = {  # few steps of every defense (their defaults are sized for mnist5k)
     "fine-pruning": {"epochs": 1},
     "nc-unlearn": {"nc_steps": 5, "epochs": 1},
 }
+REPAIRED = tuple(f"{d}+repair" for d in ("baerase", "nc-unlearn", "agme", "agme-bdk"))
+FAST.update({d: FAST[d.removesuffix("+repair")] for d in REPAIRED})  # the inner defense's few steps
 UNSEEN = 40
 EDITS = ("agme-bdk", "agme", "agme-repair")
 FINETUNES = ("finetune", "fine-pruning", "nc-unlearn")
@@ -112,13 +114,16 @@ def check_defense(defense: str, model: nn.Module, data, trigger, target: int | N
     assert all(torch.isfinite(v.float()).all() for v in new.values()), f"{defense}: non-finite weights"
     bn = _bn_keys(model)
     assert bn["stats"], "the model under test has BatchNorm layers"
-    if defense in ("none", *EDITS):
+    inner = defense.removesuffix("+repair")  # a +repair variant changes what its inner defense does, and the
+    if inner != defense:  # output layer (a closed-form edit: BatchNorm untouched)
+        assert out.unlearned is not None and set(out.info["repair_layers"]) <= set(dict(model.named_modules()))
+    if inner in ("none", *EDITS):
         changed = _changed(before, new, list(before))
         assert changed or defense == "none", f"{defense} changed nothing"
-        layers = out.info.get("layers", [])
+        layers = out.info.get("layers", []) + out.info.get("repair_layers", [])
         assert all(any(k.startswith(f"{n}.") for n in layers) for k in changed), (defense, changed, layers)
         assert not _changed(before, new, bn["stats"] + bn["affine"])  # BN untouched by the edit
-    elif defense == "baerase":
+    elif inner == "baerase":
         assert not _changed(before, new, bn["stats"])  # eval-mode unlearning: running statistics frozen
     else:  # fine-tuning in train mode re-estimates the running statistics on the defender samples
         assert _changed(before, new, bn["stats"]), f"{defense}: BN statistics were not re-estimated"
@@ -126,13 +131,20 @@ def check_defense(defense: str, model: nn.Module, data, trigger, target: int | N
 
 
 @pytest.mark.parametrize("attack", ATTACKS.names())
-@pytest.mark.parametrize("defense", sorted(FAST))
+@pytest.mark.parametrize("defense", sorted(set(FAST) - set(REPAIRED)))
 def test_every_defense_on_preact_resnet18_3x32x32(cifar, attacked, attack, defense):
     trigger, model = attacked[attack]
     assert cifar.image_shape == (3, 32, 32)
     # BAERASE's target search (a generator per class and kind) costs minutes on this model on a loaded CPU: here
     # it is given the target; the search itself runs on the small model below and in the smoke chapters 2-3.
     check_defense(defense, model, cifar, trigger, target=0 if defense == "baerase" else None)
+
+
+@pytest.mark.parametrize("defense", REPAIRED)
+def test_every_repair_variant_on_preact_resnet18_3x32x32(cifar, attacked, defense):
+    """The +repair variants on one attack: their inner defenses run on every attack above."""
+    trigger, model = attacked["badnets"]
+    check_defense(defense, model, cifar, trigger, target=0 if defense.startswith("baerase") else None)
 
 
 def test_fast_settings_cover_every_registered_defense():

@@ -37,6 +37,7 @@ METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 SUMMARY = ("acc", "asr", "target_acc", "ra", "der", "defense_seconds", "unseen")
 RATES = ("acc", "asr", "target_acc", "ra", "der")
 GRIDS = ("comparison", "robustness")
+STAGE = ("acc", "asr", "target_acc")  # of a ``<defense>+repair`` after unlearning, before the repair (else empty)
 __all__ = ["run_grid", "grid_record", "summarise", "speedups", "to_markdown", "load_cells", "plot_asr_vs_seconds",
            "plot_asr_vs_unseen"]
 
@@ -63,6 +64,14 @@ def defense_defaults(defense: str) -> dict[str, str]:
     sig = inspect.signature(DEFENSES.get(defense))
     return {k: repr(p.default) for k, p in sig.parameters.items()
             if p.default is not inspect.Parameter.empty and k not in ("device", "progress")}
+
+
+def default_defenses() -> list[str]:
+    """Every registered defense except the ``<defense>+repair`` compositions, which run when named (each redoes
+    its inner defense, so the default grid does not pay for every unlearning twice)."""
+    from . import defenses as _registered  # noqa: F401  (registers every defense)
+
+    return [d for d in DEFENSES.names() if not d.endswith("+repair")]
 
 
 def cell_path(out: Path, attack: str, defense: str, seed: int, cell: str | None = None) -> Path:
@@ -130,8 +139,9 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
-    ``attacks``/``defenses`` default to every registered one; ``known_target`` hands the attack's target to the
-    defenses (else they search). With ``write`` the CSV, markdown table and plots are written to ``out``.
+    ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
+    the attack's target to the defenses (else they search). With ``write`` the CSV, markdown table and plots are
+    written to ``out``.
     ``scenarios``: instead of attacks x seeds, cells that carry their own scenario spec (:func:`check_spec`: model,
     target, poison ratio, attack parameters; the robustness grid's); ``target``/``poison_ratio`` must then be None.
     """
@@ -139,7 +149,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     from .experiment import make_scenario, run_defense
 
     prof = get_profile(profile)
-    dfs = [d for d in _names(defenses, DEFENSES, "defenses", DEFENSES.names()) if d != "none"]
+    dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
     if scenarios is None:
         atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
@@ -219,6 +229,7 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                                      "defense_seconds", "der")}
         row.update({m: r.get("after", {}).get(m) for m in METRICS})
         row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
+        row.update({f"{m}_unlearned": r.get("unlearned", {}).get(m) for m in STAGE})  # +repair: before the repair
         row["error"] = r.get("error", "")
         spec = r.get("scenario")
         if isinstance(spec, dict):  # a cell with its own scenario spec: its fields as columns
@@ -227,7 +238,7 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                         "attack_params": json.dumps(spec.get("attack_params"), sort_keys=True)})
         rows.append(row)
     cols = ["attack", "defense", "seed", "dataset", "target", "status", "unseen", "defense_seconds", "der",
-            *METRICS, *(f"{m}_before" for m in METRICS), "error"]
+            *METRICS, *(f"{m}_before" for m in METRICS), *(f"{m}_unlearned" for m in STAGE), "error"]
     if any(isinstance(r.get("scenario"), dict) for r in records):
         cols = ["cell", "model", "poison_ratio", "attack_params", *cols]
     df = pd.DataFrame(rows, columns=cols)
@@ -316,7 +327,8 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p = sub.add_parser("bench", help="the benchmark grid: attacks x defenses x seeds (resumable)")
     add_common(p)
     p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
-    p.add_argument("--defenses", nargs="+", default=None, help="default: every registered defense except 'none'")
+    p.add_argument("--defenses", nargs="+", default=None,
+                   help="default: every registered defense except 'none' and the '+repair' compositions")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (comparison grid only)")
     p.add_argument("--grid", choices=GRIDS, default="comparison",
                    help="comparison: attacks x defenses x seeds (the default); robustness: --cells held-out scenarios "

@@ -133,7 +133,8 @@ class Run:
 @dataclass
 class Defended:
     """What :func:`apply_defense` returns: the defended model, the defense's ``info``, the ``unseen`` samples
-    used, the defense's own seconds, and the trigger and target it recovered (None when it did not search)."""
+    used, the defense's own seconds, the trigger and target it recovered (None when it did not search), and for a
+    ``<defense>+repair`` the model after unlearning, before the repair (``unlearned``)."""
 
     model: nn.Module
     info: dict[str, Any]
@@ -141,6 +142,7 @@ class Defended:
     seconds: float
     trigger: Any = None
     target: int | None = None
+    unlearned: nn.Module | None = None
 
 
 def apply_defense(model: nn.Module, defense: str, pool: Data, unseen: int | None = None, *,
@@ -167,7 +169,7 @@ def apply_defense(model: nn.Module, defense: str, pool: Data, unseen: int | None
     with sharing(shared):
         out = d(model, defender, trigger=trigger if d.needs_trigger else None, target=target, num_classes=num_classes)
     seconds = time.perf_counter() - start + (shared.credited - credit if shared else 0.0)  # + a reused recovery
-    return Defended(out.model, out.info, n, seconds, out.trigger, out.target)
+    return Defended(out.model, out.info, n, seconds, out.trigger, out.target, out.unlearned)
 
 
 def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = None, *,
@@ -179,17 +181,26 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
     ``target`` if the caller knows it (else they search for it). ``defense_seconds`` times the defense alone: its
     wall time plus, when it reused a trigger recovery from ``shared`` (a
     :class:`~unlearnlib.recover.shared.RecoveryMemo`), the seconds that recovery took when it was computed.
-    Hyperparameters: the profile's ``defense_params[defense]``, overridden by ``params``.
+    Hyperparameters: the profile's ``defense_params[defense]`` (for ``<defense>+repair``: the inner defense's,
+    then its own), overridden by ``params``. A ``+repair`` run also records ``unlearned`` (the metrics after
+    unlearning, before the repair) and ``info["target_acc"]`` = before / unlearned / repaired (test set).
     """
+    prof = scenario.profile.defense_params
+    inner = defense[:-len("+repair")] if defense.endswith("+repair") else defense
     out = apply_defense(scenario.backdoored, defense, scenario.split.defender, unseen, trigger=scenario.trigger,
                         target=target, num_classes=scenario.split.num_classes, seed=scenario.seed, device=device,
                         progress=progress, shared=shared,
-                        **{**scenario.profile.defense_params.get(defense, {}), **params})  # the profile's, then ours
+                        **{**prof.get(inner, {}), **prof.get(defense, {}), **params})  # the profile's, then ours
     after = scenario.metrics(out.model)
+    stages: dict[str, Any] = {}
+    if out.unlearned is not None:
+        stages["unlearned"] = scenario.metrics(out.unlearned)
+        out.info["target_acc"] = {"before": scenario.before["target_acc"],
+                                  "unlearned": stages["unlearned"]["target_acc"], "repaired": after["target_acc"]}
     record = {
         "dataset": scenario.split.name, "attack": scenario.attack, "defense": defense, "seed": scenario.seed,
         "target": scenario.target, "unseen": out.unseen, "before": scenario.before, "after": after,
         "defense_seconds": out.seconds, "der": der(scenario.before, after), "profile": scenario.profile.name,
-        "info": out.info,
+        "info": out.info, **stages,
     }
     return Run(record, out.model)

@@ -23,12 +23,15 @@ from ..registry import DEFENSES
 @dataclass
 class DefenseResult:
     """The defended ``model``, an ``info`` dict, and -- for a defense that recovers them -- the ``trigger`` (an
-    object with ``.apply(x)``) and ``target`` it found, so a caller can measure the recovered trigger's asr."""
+    object with ``.apply(x)``) and ``target`` it found, so a caller can measure the recovered trigger's asr.
+    A composed ``<defense>+repair`` also returns the model after its unlearning step, before the repair, as
+    ``unlearned`` (so the caller can measure target_acc before / after unlearning / after repair)."""
 
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
     trigger: Any = None
     target: int | None = None
+    unlearned: nn.Module | None = None
 
 
 class Defense:

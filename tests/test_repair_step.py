@@ -1,0 +1,111 @@
+"""Repair as a step of its own: the ``+repair`` compositions, the repair edit, and what they report."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import torch
+
+from unlearnlib.defenses import get_defense
+from unlearnlib.defenses.editing import edit_layers
+from unlearnlib.defenses.repair_step import REPAIRABLE, compose_repair, output_layer, repair
+from unlearnlib.experiment import make_scenario, run_defense
+from unlearnlib.registry import DEFENSES
+
+_RECOVER = {"gen_steps": 10, "search_steps": 3, "hidden": 32, "gen_batch_size": 32}
+CHEAP = {  # a few steps of each inner defense: these tests check the composition, not the defenses' strength
+    "baerase": {**_RECOVER, "epochs": 2},
+    "nc-unlearn": {"nc_steps": 20, "epochs": 2},
+    "agme": {"recover": "nc", "nc_steps": 20},
+    "agme-bdk": {},
+}
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return make_scenario("quick", "badnets", 0, progress=False)
+
+
+def test_every_unlearning_defense_has_a_registered_repair_variant():
+    for name in REPAIRABLE:
+        cls = DEFENSES.get(f"{name}+repair")
+        assert cls.name == f"{name}+repair" and cls.inner == name
+        assert cls.default_unseen == DEFENSES.get(name).default_unseen
+    assert "agme-repair" in DEFENSES  # the AGME re-solve stays available under its own name
+
+
+@pytest.mark.parametrize("name", ["finetune", "fine-pruning", "none", "agme-repair", "agme+repair"])
+def test_composition_rejects_what_is_not_an_unlearning_defense(name):
+    with pytest.raises(ValueError, match=re.escape(f"defense={name!r} is not an unlearning defense")):
+        compose_repair(name)
+
+
+def test_bad_repair_parameters_name_themselves():
+    with pytest.raises(ValueError, match="^keep_weight must be > 0"):
+        get_defense("agme-bdk+repair", keep_weight=0)
+    with pytest.raises(ValueError, match="^hold_weight must be a finite number >= 0"):
+        get_defense("agme-bdk+repair", hold_weight=-1)
+    with pytest.raises(ValueError, match="^augment_repair must be True or False"):
+        get_defense("baerase+repair", augment_repair="yes")
+    with pytest.raises(ValueError, match="^nc_lam must be a finite number >= 0"):  # inner parameters are checked
+        get_defense("agme+repair", nc_lam=-1)
+
+
+@pytest.mark.parametrize("name", REPAIRABLE)
+def test_every_repair_variant_runs_and_reports_three_stages(sc, name):
+    before = copy.deepcopy(sc.backdoored)
+    run = run_defense(sc, f"{name}+repair", 60, progress=False, **CHEAP[name])
+    rec = run.record
+    assert all(torch.equal(a, b) for a, b in zip(sc.backdoored.state_dict().values(), before.state_dict().values()))
+    tacc = rec["info"]["target_acc"]
+    assert tacc == {"before": rec["before"]["target_acc"], "unlearned": rec["unlearned"]["target_acc"],
+                    "repaired": rec["after"]["target_acc"]}
+    assert set(rec["info"]["defender_target_acc"]) == {"before", "unlearned", "repaired"}
+    assert rec["info"]["inner_defense"] == name and rec["info"]["repair_layers"] == ["fc2"]
+    assert rec["info"]["repair_target"] == sc.target  # recovered (or inferred from the known trigger)
+    assert rec["after"]["asr"] <= rec["unlearned"]["asr"] + 0.02  # the repair does not bring the backdoor back
+
+
+def test_repair_gives_the_target_class_back_and_holds_the_trigger(sc):
+    """A planted toy case: the true trigger unlearned (closed-form edit), then the target class pushed down at the
+    output (what unlearning a target-like recovered trigger does); repair with the trigger held."""
+    unseen = sc.defender(50)
+    unlearned = copy.deepcopy(sc.backdoored)
+    edit_layers(unlearned, unseen.x, sc.trigger, mu=1.0)
+    with torch.no_grad():
+        unlearned.fc2.bias[sc.target] -= 10.0
+    m_unl = sc.metrics(unlearned)
+    repaired, info = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target)
+    m_rep = sc.metrics(repaired)
+    assert m_unl["target_acc"] < sc.before["target_acc"] - 0.05  # the toy case really costs the target class
+    assert m_rep["target_acc"] >= sc.before["target_acc"] - 0.03
+    assert m_rep["asr"] <= m_unl["asr"] + 0.02  # the backdoor does not come back
+    assert m_rep["acc"] >= m_unl["acc"] - 0.005
+    assert info["repair_layers"] == ["fc2"] and info["repair_keys"] == 9 * int((unseen.y == sc.target).sum())
+
+
+def test_repair_needs_target_samples_and_an_output_layer(sc):
+    unseen = sc.defender(50)
+    no_target = unseen.index((unseen.y != sc.target).nonzero().flatten())
+    with pytest.raises(ValueError, match="target class 0"):
+        repair(sc.backdoored, copy.deepcopy(sc.backdoored), no_target, sc.trigger, sc.target)
+    with pytest.raises(ValueError, match="layer='conv2' is a Conv2d"):
+        output_layer(sc.backdoored, 10, "conv2")
+    with pytest.raises(ValueError, match="no Linear layer with 7 outputs"):
+        output_layer(sc.backdoored, 7)
+
+
+def test_bench_records_the_unlearned_stage(tmp_path):
+    from unlearnlib import bench
+
+    df = bench.run_grid("quick", ["badnets"], ["agme-bdk+repair", "agme-bdk"], [0], tmp_path, progress=False,
+                        strict=True)
+    rep = df[df["defense"] == "agme-bdk+repair"].iloc[0]
+    plain = df[df["defense"] == "agme-bdk"].iloc[0]
+    assert {"target_acc_unlearned", "asr_unlearned", "acc_unlearned"} <= set(df.columns)
+    assert rep["target_acc_unlearned"] == pytest.approx(plain["target_acc"])  # the same unlearning, then repair
+    assert rep["asr"] <= rep["asr_unlearned"] + 0.02
+    assert df[df["defense"] == "agme-bdk"]["target_acc_unlearned"].isna().all()
+    assert "agme-bdk" in bench.default_defenses() and not any("+" in d for d in bench.default_defenses())
