@@ -29,12 +29,17 @@ BOOK_FIXTURES = {"executed_book", "glue", "built_book"}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """One xdist group for the tests that read the executed book (it is executed once, in one worker), one for
-    the smoke execution of every chapter."""
+    the smoke execution of every chapter; both first, so that the two long executions start at once, one per
+    worker, and the other tests fill in around them."""
+    rank = {}
     for item in items:
         if BOOK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("book"))
+            rank[item.nodeid] = 0
         elif item.path.name == "test_book_smoke.py":
             item.add_marker(pytest.mark.xdist_group("smoke"))
+            rank[item.nodeid] = 1
+    items.sort(key=lambda item: rank.get(item.nodeid, 2))  # stable: the file order within each rank
 
 
 @pytest.fixture(scope="session")

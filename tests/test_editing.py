@@ -98,7 +98,7 @@ def test_defense_never_modifies_the_input_model_and_is_json_info():
     m = Tiny().eval()
     ref = copy.deepcopy(m.state_dict())
     data = Data(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1]))
-    out = get_defense("agme-bdk")(m, data, trigger=_trigger)
+    out = get_defense("agme-bdk", layers="hidden")(m, data, trigger=_trigger)  # the default cascade starts at conv
     assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items())
     assert not torch.equal(out.model.hidden.weight, m.hidden.weight)
     json.dumps(out.info)
