@@ -39,7 +39,7 @@ def test_ch05_where_trigger_recovery_fails(glue):
     g = glue("05_editing_without_the_trigger")
     for a in ("trojannn", "wanet"):
         assert g[f"ch05_{a}_nc_detected"] in (0, 1) and 0 <= g[f"ch05_{a}_nc_target"] <= 9
-        assert 0.0 <= g[f"ch05_{a}_gen_rate"] <= 100.0
+        assert 0.0 <= g[f"ch05_{a}_gen_rate"] <= 100.0 and g[f"ch05_{a}_gen_kind"] in ("patch", "blend")
         for d in ("none", "agme", "baerase", "nc_unlearn", "agme_bdk"):
             assert 0.0 <= g[f"ch05_left_{a}_{d}"] <= 100.0
     assert g["ch05_left_trojannn_agme_bdk"] <= 2.0

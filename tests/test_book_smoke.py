@@ -32,8 +32,8 @@ def test_smoke_profile_settings_name_real_attacks_and_arguments():
 
     import unlearnlib.attacks  # noqa: F401  (registers every attack)
     from unlearnlib.profiles import PROFILES, get_profile
-    from unlearnlib.recover.mesa import train_generators
     from unlearnlib.recover.neural_cleanse import neural_cleanse
+    from unlearnlib.recover.target_search import recover
     from unlearnlib.registry import ATTACKS
 
     smoke = get_profile("smoke")
@@ -41,7 +41,7 @@ def test_smoke_profile_settings_name_real_attacks_and_arguments():
     for name in PROFILES.names():
         if name != "smoke":
             assert get_profile(name).grid_attacks is None  # the book's grid covers every attack
-    functions = {"neural_cleanse": neural_cleanse, "generator": train_generators}
+    functions = {"neural_cleanse": neural_cleanse, "recover": recover}
     assert set(smoke.recovery_params) == set(functions)
     for key, params in smoke.recovery_params.items():
         assert set(params) <= set(inspect.signature(functions[key]).parameters), key

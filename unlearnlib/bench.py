@@ -341,13 +341,28 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p.add_argument("--scaling", action="store_true",
                    help="instead of the grid: seconds, peak memory and edit solve per defense and model size "
                         "(random weights; writes scaling.csv/.md to --out)")
+    p.add_argument("--layout", action="store_true",
+                   help="instead of the grid: milliseconds of a training step, a gradient to the input and a forward "
+                        "with the weights in NCHW and in channels-last layout (writes layout.csv/.md to --out)")
     p.add_argument("--models", nargs="+", default=None,
-                   help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18)")
+                   help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18); "
+                        "with --layout: default cnn, preact-resnet18-w8")
     p.add_argument("--unseen", type=int, default=None, help="with --scaling: defender samples (default: each "
                    "defense's own)")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
+    if args.layout:
+        from . import layout
+
+        ldf = layout.run_layout(args.models, device=args.device)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "layout.csv", ldf.to_csv(index=False))
+        atomic_write_text(out / "layout.md", layout.to_markdown(ldf))
+        print(layout.to_markdown(ldf))
+        print(f"wrote {out}/layout.csv and layout.md")
+        return
     if args.scaling:
         from . import scaling
 

@@ -10,6 +10,11 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+# Images per forward pass for inference over a whole set (evaluation, position heatmaps). Measured on this 2-core
+# CPU (4,096 images, no autograd): the small CNN took 0.21 s in batches of 256 and 0.69 s in one batch of 4,096;
+# PreAct-ResNet18-w8 1.3 s and 4.0 s -- past a few hundred images the activations leave the caches.
+INFERENCE_BATCH = 256
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to :class:`torch.device`."""
@@ -83,6 +88,28 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != old:
             torch.set_num_threads(old)
+
+
+@contextlib.contextmanager
+def channels_last(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run a block with the model's 4-D weights in channels-last memory layout, restored after (same values).
+
+    PyTorch then runs every convolution of the block in NHWC whatever the inputs' layout (its oneDNN kernels on
+    the CPU, tensor-core friendly ones on CUDA). Measured on this 2-core CPU (``python -m unlearnlib bench
+    --layout``): a training step of the small CNN 1.3-1.4x faster, a gradient to the input 1.2-1.3x (PreAct-ResNet18
+    at 1/8 width: 1.1x and 1.0x). The loops that backpropagate (training, trigger recoveries, BAERASE's unlearning,
+    the attacks' trigger optimisation) run inside it. A model with no 4-D weight, or one already in channels-last
+    layout, is left as it is.
+    """
+    four_d = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
+    if not four_d or all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d):
+        yield model
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
 
 
 def progress_enabled(progress: bool | None = None) -> bool:

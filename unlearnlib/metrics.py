@@ -19,7 +19,7 @@ from torch import nn
 from .attacks import TriggerArg, apply_trigger
 from .checks import check_class, check_classifier
 from .data import Data
-from .device import autocast
+from .device import INFERENCE_BATCH, autocast
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -28,7 +28,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def logits(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Logits of ``model`` on ``x`` (float32, on the CPU), in eval mode, restoring the model's mode after."""
     check_classifier(model)
     dev, was_training = _model_device(model), model.training
@@ -43,7 +43,7 @@ def logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.T
         model.train(was_training)
 
 
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
     """Predicted classes (long, CPU)."""
     return logits(model, x, batch_size).argmax(1)
 

@@ -91,7 +91,7 @@ SMOKE = PROFILES.register("smoke")(Profile(
     # [ours] the smoke test runs the code, it does not plant or measure: a few trigger-optimisation steps each
     attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}, "trojannn": {"steps": 10},
                    "imc": {"trigger_steps": 2}},
-    recovery_params={"neural_cleanse": {"steps": 20}, "generator": {"steps": 5, "hidden": 32, "batch_size": 32}},
+    recovery_params={"neural_cleanse": {"steps": 20}, "recover": _SMOKE_RECOVER},
     # [ours] chapter 7's grid on two attacks (a patch and the warp); every attack x defense on this model is
     # exercised by tests/test_full_path.py, and chapter 5 runs the grid on TrojanNN and WaNet
     grid_attacks=("badnets", "wanet"),

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_classifier, check_positive_int
 from .data import Data
-from .device import autocast, configure_threads, progress_enabled, resolve_device
+from .device import autocast, channels_last, configure_threads, progress_enabled, resolve_device
 
 
 def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
@@ -90,23 +90,25 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
     aug = AUGMENTATIONS[augment]
     g = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc=desc, disable=not progress_enabled(progress), leave=False)
-    for epoch in bar:
-        if before_epoch is not None:
-            new = before_epoch(epoch, model)
-            model.train()
-            if new is not None:
-                if len(new) != len(data):
-                    raise ValueError(f"before_epoch must return data of the same size ({len(data)}), got {len(new)}")
-                x, y = new.x.to(dev), new.y.to(dev)
-        order = torch.randperm(len(data), generator=g).to(dev)
-        running = 0.0
-        for start in range(0, len(data), batch_size):
-            idx = order[start:start + batch_size]
-            xb = x[idx] if aug is None else aug(x[idx])
-            with autocast(dev):
-                loss = F.cross_entropy(model(xb), y[idx])
-            descend(opt, loss, f"{desc} at epoch {epoch}", f"lower lr (now {lr})")
-            sched.step()
-            running += float(loss.detach()) * len(idx)
-        bar.set_postfix(loss=f"{running / len(data):.3f}")
+    with channels_last(model):  # convolutions in NHWC: ~1.4x faster steps (unlearnlib.device.channels_last)
+        for epoch in bar:
+            if before_epoch is not None:
+                new = before_epoch(epoch, model)
+                model.train()
+                if new is not None:
+                    if len(new) != len(data):
+                        raise ValueError(f"before_epoch must return data of the same size ({len(data)}), "
+                                         f"got {len(new)}")
+                    x, y = new.x.to(dev), new.y.to(dev)
+            order = torch.randperm(len(data), generator=g).to(dev)
+            running = 0.0
+            for start in range(0, len(data), batch_size):
+                idx = order[start:start + batch_size]
+                xb = x[idx] if aug is None else aug(x[idx])
+                with autocast(dev):
+                    loss = F.cross_entropy(model(xb), y[idx])
+                descend(opt, loss, f"{desc} at epoch {epoch}", f"lower lr (now {lr})")
+                sched.step()
+                running += float(loss.detach()) * len(idx)
+            bar.set_postfix(loss=f"{running / len(data):.3f}")
     return model.eval()

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..checks import check_positive_int
 from ..data import Data
+from ..device import channels_last
 from .base import Trigger
 
 
@@ -83,15 +84,16 @@ class LearnedPatch(Trigger):
         g = torch.Generator().manual_seed(seed)
         losses = []
         try:
-            for _ in range(steps):
-                idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=g)
-                loss = loss_fn(model, self._triggered(theta, data.x[idx].to(dev)))
-                if not torch.isfinite(loss):
-                    raise ValueError(f"{self.name} trigger optimisation diverged (loss={float(loss)}); lower lr")
-                (grad,) = torch.autograd.grad(loss, [theta])
-                theta.grad = grad
-                opt.step()
-                losses.append(float(loss.detach()))
+            with channels_last(model):  # NHWC convolutions for the backward passes
+                for _ in range(steps):
+                    idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=g)
+                    loss = loss_fn(model, self._triggered(theta, data.x[idx].to(dev)))
+                    if not torch.isfinite(loss):
+                        raise ValueError(f"{self.name} trigger optimisation diverged (loss={float(loss)}); lower lr")
+                    (grad,) = torch.autograd.grad(loss, [theta])
+                    theta.grad = grad
+                    opt.step()
+                    losses.append(float(loss.detach()))
         finally:
             model.train(was_training)
         self.set_theta(theta)

@@ -56,7 +56,7 @@ from ..checks import (
     check_same_device,
 )
 from ..data import Data
-from ..device import autocast, cpu_threads, progress_enabled
+from ..device import autocast, channels_last, cpu_threads, progress_enabled
 from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
 from ..recover.target_search import KINDS, Recovery, recover
 from ..registry import DEFENSES
@@ -168,39 +168,40 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
             return float(F.kl_div(out, ref_held, log_target=True, reduction="batchmean")) <= kl_stop
 
     bar = tqdm(range(epochs), desc="baerase unlearn", disable=not progress_enabled(progress), leave=False)
-    for epoch in bar:
-        if done(live):
-            break
-        model.eval()  # [ours] BatchNorm statistics stay those of the original training
-        order = torch.randperm(len(train), generator=gen).to(dev)
-        sums, count = [0.0, 0.0], 0
-        for s in range(0, len(train), batch_size):
-            idx = order[s:s + batch_size]
-            x, y = train.x[idx], train.y[idx]
-            xn = x[y != target]
-            xt = trigger.apply_fresh(xn, gen) if len(xn) else xn
-            with autocast(dev):
-                out = model(x)
-                if anchor == "kl":
-                    with torch.no_grad():
-                        ref = F.log_softmax(original(x).float(), 1)
-                    clean = F.kl_div(F.log_softmax(out.float(), 1), ref, log_target=True, reduction="batchmean")
-                else:
-                    clean = F.cross_entropy(out, y)
-                ce_t = F.cross_entropy(model(xt), torch.full((len(xt),), target, device=dev), reduction="none")
-            ascent = ce_t.clamp(max=tau).mean() if len(xt) else clean.new_zeros(())  # bounded ascent
-            l1 = sum((p - p0).abs().sum() for p, p0 in zip(model.parameters(), theta0))
-            loss = alpha * clean - ascent + lam * l1
-            descend(opt, loss, f"BAERASE unlearning at epoch {epoch}",
-                    f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
-            step_live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
-            sums[0] += float(clean.detach()) * len(x)
-            sums[1] += float(ce_t.detach().mean()) * len(x) if len(xt) else 0.0
-            count += len(x)
-            if done(step_live):
+    with channels_last(model):  # NHWC convolutions for the backward passes (unlearnlib.device.channels_last)
+        for epoch in bar:
+            if done(live):
                 break
-        live = record(sums[0] / count, sums[1] / count)
-        bar.set_postfix(proxy_live=f"{live:.3f}")
+            model.eval()  # [ours] BatchNorm statistics stay those of the original training
+            order = torch.randperm(len(train), generator=gen).to(dev)
+            sums, count = [0.0, 0.0], 0
+            for s in range(0, len(train), batch_size):
+                idx = order[s:s + batch_size]
+                x, y = train.x[idx], train.y[idx]
+                xn = x[y != target]
+                xt = trigger.apply_fresh(xn, gen) if len(xn) else xn
+                with autocast(dev):
+                    out = model(x)
+                    if anchor == "kl":
+                        with torch.no_grad():
+                            ref = F.log_softmax(original(x).float(), 1)
+                        clean = F.kl_div(F.log_softmax(out.float(), 1), ref, log_target=True, reduction="batchmean")
+                    else:
+                        clean = F.cross_entropy(out, y)
+                    ce_t = F.cross_entropy(model(xt), torch.full((len(xt),), target, device=dev), reduction="none")
+                ascent = ce_t.clamp(max=tau).mean() if len(xt) else clean.new_zeros(())  # bounded ascent
+                l1 = sum((p - p0).abs().sum() for p, p0 in zip(model.parameters(), theta0))
+                loss = alpha * clean - ascent + lam * l1
+                descend(opt, loss, f"BAERASE unlearning at epoch {epoch}",
+                        f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
+                step_live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
+                sums[0] += float(clean.detach()) * len(x)
+                sums[1] += float(ce_t.detach().mean()) * len(x) if len(xt) else 0.0
+                count += len(x)
+                if done(step_live):
+                    break
+            live = record(sums[0] / count, sums[1] / count)
+            bar.set_postfix(proxy_live=f"{live:.3f}")
     return model.eval(), hist
 
 

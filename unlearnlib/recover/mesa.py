@@ -44,7 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..checks import check_class, check_fraction, check_images, check_number, check_positive_int, check_positive_number
-from ..device import forked_seed, progress_enabled
+from ..device import INFERENCE_BATCH, channels_last, forked_seed, progress_enabled
 from ..train import descend
 from .generated import GeneratedTrigger, TriggerEnsemble, paste
 from .networks import NOISE_DIM, Mine, TriggerGenerator, sample_noise
@@ -81,7 +81,7 @@ def frozen(model: nn.Module) -> Iterator[nn.Module]:
 @torch.no_grad()
 def position_heatmaps(model: nn.Module, triggers: Sequence[GeneratedTrigger], x: torch.Tensor,
                       targets: Sequence[int], seeds: Sequence[int], stride: int = 2,
-                      chunk: int = 4096) -> list[torch.Tensor]:
+                      chunk: int = INFERENCE_BATCH) -> list[torch.Tensor]:
     """Per trigger j: mean ``softmax(f(Π(x, G_j(z))))_{t_j}`` with the patch at each position, a
     ``(H-k+1, W-k+1)`` map. *[ours]* Probed every ``stride`` pixels (nearest-neighbour filled in between); the
     (trigger, position) pairs of all triggers go through the model together, ``chunk`` images at a time."""
@@ -175,7 +175,7 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     beta = torch.tensor([jobs[i].beta for i in order], device=dev).view(-1, 1)
     hist: list[dict[str, list[float]]] = [{"hinge": [], "mi": [], "asr": []} for _ in jobs]
     model.eval()
-    with frozen(model):
+    with frozen(model), channels_last(model):
         for step in tqdm(range(steps), desc=desc, disable=not progress_enabled(progress), leave=False):
             if positions == "adaptive" and step == steps // 2:
                 for k, idx in groups.items():

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ..attacks import Trigger
 from ..checks import check_class, check_classifier, check_number, check_positive_int, check_positive_number
 from ..data import Data
-from ..device import configure_threads, progress_enabled, resolve_device
+from ..device import channels_last, configure_threads, progress_enabled, resolve_device
 from ..train import descend
 from .anomaly import anomaly_index
 
@@ -114,15 +114,16 @@ def neural_cleanse(model: nn.Module, data: Data, num_classes: int, *, steps: int
     labels = torch.tensor(cls, device=dev).repeat_interleave(min(batch_size, n))
     bs = min(batch_size, n)
     try:
-        for step in tqdm(range(steps), desc="neural cleanse", disable=not progress_enabled(progress), leave=False):
-            idx = torch.randperm(n, generator=gen)[:bs].to(dev) if bs < n else slice(None)
-            x = x_all[idx].unsqueeze(0)  # (1, B, C, H, W)
-            m = (torch.tanh(a) + 1) / 2
-            p = (torch.tanh(b) + 1) / 2
-            stamped = ((1 - m.unsqueeze(1)) * x + (m * p).unsqueeze(1)).reshape(k * bs, c, h, w)
-            ce = F.cross_entropy(model(stamped), labels, reduction="none").view(k, bs).mean(1)
-            loss = (ce + lam * m.flatten(1).sum(1)).sum()
-            descend(opt, loss, f"Neural Cleanse at step {step}", f"lower lr (now {lr})")
+        with channels_last(model):  # NHWC convolutions for the backward passes
+            for step in tqdm(range(steps), desc="neural cleanse", disable=not progress_enabled(progress), leave=False):
+                idx = torch.randperm(n, generator=gen)[:bs].to(dev) if bs < n else slice(None)
+                x = x_all[idx].unsqueeze(0)  # (1, B, C, H, W)
+                m = (torch.tanh(a) + 1) / 2
+                p = (torch.tanh(b) + 1) / 2
+                stamped = ((1 - m.unsqueeze(1)) * x + (m * p).unsqueeze(1)).reshape(k * bs, c, h, w)
+                ce = F.cross_entropy(model(stamped), labels, reduction="none").view(k, bs).mean(1)
+                loss = (ce + lam * m.flatten(1).sum(1)).sum()
+                descend(opt, loss, f"Neural Cleanse at step {step}", f"lower lr (now {lr})")
         with torch.no_grad():
             m = ((torch.tanh(a) + 1) / 2).detach()
             p = ((torch.tanh(b) + 1) / 2).detach()
