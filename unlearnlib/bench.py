@@ -71,7 +71,7 @@ def default_defenses() -> list[str]:
     its inner defense, so the default grid does not pay for every unlearning twice)."""
     from . import defenses as _registered  # noqa: F401  (registers every defense)
 
-    return [d for d in DEFENSES.names() if not d.endswith("+repair")]
+    return [d for d in DEFENSES.names() if getattr(DEFENSES.get(d), "inner", None) is None]
 
 
 def cell_path(out: Path, attack: str, defense: str, seed: int, cell: str | None = None) -> Path:

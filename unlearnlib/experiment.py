@@ -20,6 +20,7 @@ from .metrics import der, evaluate
 from .models import build_model
 from .profiles import Profile, get_profile
 from .recover.shared import RecoveryMemo, sharing
+from .registry import DEFENSES
 from .train import train
 from .zoo import cached_model
 
@@ -185,8 +186,10 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
     then its own), overridden by ``params``. A ``+repair`` run also records ``unlearned`` (the metrics after
     unlearning, before the repair) and ``info["target_acc"]`` = before / unlearned / repaired (test set).
     """
+    from . import defenses as _registered  # noqa: F401  (registers every defense)
+
     prof = scenario.profile.defense_params
-    inner = defense[:-len("+repair")] if defense.endswith("+repair") else defense
+    inner = getattr(DEFENSES.get(defense), "inner", None) or defense  # a composition: its inner defense
     out = apply_defense(scenario.backdoored, defense, scenario.split.defender, unseen, trigger=scenario.trigger,
                         target=target, num_classes=scenario.split.num_classes, seed=scenario.seed, device=device,
                         progress=progress, shared=shared,
