@@ -24,6 +24,18 @@ def test_ch06_repair(glue):
     assert g["ch06_asr_repair"] <= 3.0
     assert g["ch06_acc_before"] - g["ch06_acc_repair"] <= 1.0
     assert abs(g["ch06_target_acc_repair"] - g["ch06_target_acc_before"]) <= 2.0
+    assert g["ch06_target_acc_before"] - g["ch06_target_acc_edit"] <= 3.0  # "the edit barely touches the target"
+
+
+def test_ch06_repair_after_gradient_unlearning(glue):
+    """Issue 9: the repair step gives back what unlearning took from the target class, and never the backdoor."""
+    g = glue("06_repair")
+    for d in ("nc_unlearn", "baerase"):
+        unlearned, repaired = g[f"ch06_{d}_target_acc_unlearned"], g[f"ch06_{d}_target_acc_repaired"]
+        assert unlearned <= g["ch06_target_acc_before"] - 3.0  # the prose: unlearning takes much more
+        assert repaired >= unlearned + 3.0 and repaired >= g["ch06_target_acc_before"] - 3.0
+        assert g[f"ch06_{d}_asr_repaired"] <= 2.0 and g[f"ch06_{d}_acc_repaired"] >= g["ch06_acc_before"] - 1.5
+    assert g["ch06_nc_unlearn_unseen"] == g["ch06_baerase_unseen"] == 175  # the prose names one count for both
 
 
 def test_ch05_blended_needs_a_blend_shaped_recovery(glue):
@@ -43,3 +55,6 @@ def test_ch05_where_trigger_recovery_fails(glue):
         for d in ("none", "agme", "baerase", "nc_unlearn", "agme_bdk"):
             assert 0.0 <= g[f"ch05_left_{a}_{d}"] <= 100.0
     assert g["ch05_left_trojannn_agme_bdk"] <= 2.0
+    # the prose says the known-trigger edit leaves WaNet behind because the cascade stopped at conv2 (in-sample)
+    assert g["ch05_left_wanet_agme_bdk"] > 2.0 and g["ch05_wanet_bdk_layers"] == "conv2"
+    assert 90 <= g["ch05_wanet_bdk_agreement"] <= 100
