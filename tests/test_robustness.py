@@ -19,6 +19,7 @@ from unlearnlib.defenses.editing import default_edit_layer
 from unlearnlib.defenses.fine_pruning import last_conv_layer
 from unlearnlib.models import build_model, last_conv_name
 from unlearnlib.profiles import QUICK, SMOKE, Profile
+from unlearnlib.registry import ATTACKS as ATTACK_REGISTRY
 from unlearnlib.registry import DEFENSES
 
 matplotlib.use("Agg")
@@ -56,7 +57,7 @@ def test_sampler_is_deterministic_held_out_and_covers_every_listed_value():
         assert 0 <= c["target"] < 10
     assert {c["model"] for c in cells} == set(robustness.ARCHS)
     assert {c["poison_ratio"] for c in cells} == set(robustness.POISON_RATIOS)
-    assert {c["attack"] for c in cells} == {"badnets", "blended"}
+    assert {c["attack"] for c in cells} == set(robustness.ATTACKS) == set(ATTACK_REGISTRY.names())  # issue 11
     assert len({c["target"] for c in cells}) == 10
     bad = [c["attack_params"] for c in cells if c["attack"] == "badnets"]
     bl = [c["attack_params"] for c in cells if c["attack"] == "blended"]
@@ -65,6 +66,10 @@ def test_sampler_is_deterministic_held_out_and_covers_every_listed_value():
     assert {p["position"] for p in bad} == set(robustness.BADNETS_POSITIONS)
     assert {p["pattern"] for p in bl} == set(robustness.BLEND_PATTERNS)
     assert all(0.1 <= p["alpha"] <= 0.3 for p in bl)
+    by = {a: [c["attack_params"] for c in cells if c["attack"] == a] for a in ("trojannn", "imc", "wanet")}
+    assert {p["size"] for p in by["trojannn"]} <= set(robustness.TROJANNN_SIZES)
+    assert {p["size"] for p in by["imc"]} <= set(robustness.IMC_SIZES)
+    assert all(0.5 <= p["s"] <= 1.0 for p in by["wanet"])
     for bad_n in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="cells"):
             robustness.sample_cells(bad_n)
@@ -73,7 +78,8 @@ def test_sampler_is_deterministic_held_out_and_covers_every_listed_value():
 def test_every_spec_field_enters_the_cell_key_and_the_model_cache_key(monkeypatch):
     spec = robustness.sample_cells(1)[0]
     base = bench.cell_config(QUICK, "agme", spec, dataset=None, known_target=False, image_size=None)
-    changes = {"cell": "other", "attack": "blended", "seed": 1001, "model": "lenet5",
+    other_attack = "imc" if spec["attack"] != "imc" else "blended"
+    changes = {"cell": "other", "attack": other_attack, "seed": 1001, "model": "lenet5",
                "target": (spec["target"] + 1) % 10, "poison_ratio": 0.5,
                "attack_params": {**spec["attack_params"], "size": 9}}
     for key, value in changes.items():

@@ -209,15 +209,18 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
 
 
 def grid_record(profile: str | Profile, attack: str, defense: str, seed: int = 0,
-                out: str | Path | None = None) -> dict[str, Any]:
+                out: str | Path | None = None, together: Sequence[str] = ()) -> dict[str, Any]:
     """One cell of the book's comparison grid (attack, defense, seed), run or read back: the record
     :func:`run_grid` stores. Chapters that show one cell ask for it here, so chapter 7's grid reuses it instead of
-    computing it again. ``out`` defaults to the book's grid folder in the zoo cache (``bench/book-<profile>``)."""
+    computing it again. ``out`` defaults to the book's grid folder in the zoo cache (``bench/book-<profile>``).
+    ``together``: more defenses of the same attack and seed, run in the same grid call so that they share one
+    trigger recovery (e.g. ``baerase`` with ``baerase+repair``); their cells are stored for later calls."""
     from .zoo import cache_dir
 
     prof = get_profile(profile)
     out = cache_dir() / "bench" / f"book-{prof.name}" if out is None else Path(out)
-    run_grid(prof, [attack], [defense], seeds=[seed], out=out, progress=False, strict=True, write=False)
+    run_grid(prof, [attack], list(dict.fromkeys([defense, *together])), seeds=[seed], out=out, progress=False,
+             strict=True, write=False)
     return json.loads(cell_path(out, attack, defense, seed).read_text())
 
 

@@ -6,8 +6,11 @@ the one grid runner (:func:`unlearnlib.bench.run_grid` with ``scenarios``): resu
 draws
 
 - the target class (any class), the poison ratio from :data:`POISON_RATIOS`, the architecture from :data:`ARCHS`;
-- the trigger: BadNets (size 3-5, white / checkerboard / random pattern, corner or random position) or Blended
-  (alpha uniform in [0.1, 0.3], noise or stripes pattern);
+- the attack, uniformly from :data:`ATTACKS` (every registered attack, issue 11), and its trigger: BadNets (size
+  3-5, white / checkerboard / random pattern, corner or random position), Blended (alpha uniform in [0.1, 0.3],
+  noise or stripes pattern), TrojanNN (a square of size 4-6), IMC (a square of size 3-5) or WaNet (the paper's
+  k = 4 control points, warp strength s uniform in [0.5, 1.0]) *[ours]*: the ranges bracket each attack's default
+  in the ``quick`` profile;
 - a seed from the held-out range ``SEED_BASE + i``: the tuning seeds 0-2 never appear.
 
 Cell ``i`` depends on ``grid_seed`` and ``i`` only (draws are sequential), so a longer grid extends a shorter one
@@ -38,6 +41,10 @@ BADNETS_PATTERNS = ("white", "checker", "random")
 BADNETS_POSITIONS = ("corner", "random")
 BLEND_ALPHA = (0.1, 0.3)  # uniform in this interval
 BLEND_PATTERNS = ("noise", "stripes")
+ATTACKS = ("badnets", "blended", "trojannn", "imc", "wanet")
+TROJANNN_SIZES = (4, 5, 6)
+IMC_SIZES = (3, 4, 5)
+WANET_S = (0.5, 1.0)  # uniform in this interval
 NUM_CLASSES = 10
 SEED_BASE = 1000  # held-out seeds: SEED_BASE + cell index; no default was tuned on them
 TUNING_SEEDS = (0, 1, 2)
@@ -62,17 +69,22 @@ def sample_cells(cells: int = 60, grid_seed: int = 0) -> list[dict[str, Any]]:
         target = int(rng.integers(NUM_CLASSES))
         ratio = float(POISON_RATIOS[rng.integers(len(POISON_RATIOS))])
         model = str(ARCHS[rng.integers(len(ARCHS))])
-        if rng.random() < 0.5:
-            attack = "badnets"
-            params: dict[str, Any] = {
-                "size": int(BADNETS_SIZES[rng.integers(len(BADNETS_SIZES))]),
-                "pattern": str(BADNETS_PATTERNS[rng.integers(len(BADNETS_PATTERNS))]),
-                "position": str(BADNETS_POSITIONS[rng.integers(len(BADNETS_POSITIONS))]),
-                "seed": seed}
-        else:
-            attack = "blended"
+        attack = str(ATTACKS[rng.integers(len(ATTACKS))])
+        params: dict[str, Any]
+        if attack == "badnets":
+            params = {"size": int(BADNETS_SIZES[rng.integers(len(BADNETS_SIZES))]),
+                      "pattern": str(BADNETS_PATTERNS[rng.integers(len(BADNETS_PATTERNS))]),
+                      "position": str(BADNETS_POSITIONS[rng.integers(len(BADNETS_POSITIONS))])}
+        elif attack == "blended":
             params = {"alpha": round(float(rng.uniform(*BLEND_ALPHA)), 3),
-                      "pattern": str(BLEND_PATTERNS[rng.integers(len(BLEND_PATTERNS))]), "seed": seed}
+                      "pattern": str(BLEND_PATTERNS[rng.integers(len(BLEND_PATTERNS))])}
+        elif attack == "trojannn":
+            params = {"size": int(TROJANNN_SIZES[rng.integers(len(TROJANNN_SIZES))])}
+        elif attack == "imc":
+            params = {"size": int(IMC_SIZES[rng.integers(len(IMC_SIZES))])}
+        else:
+            params = {"s": round(float(rng.uniform(*WANET_S)), 3)}
+        params["seed"] = seed
         specs.append({"cell": f"g{int(grid_seed)}c{i:03d}", "attack": attack, "seed": seed, "model": model,
                       "target": target, "poison_ratio": ratio, "attack_params": params})
     return specs
