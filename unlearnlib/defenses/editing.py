@@ -35,7 +35,8 @@ SHIFTS = tuple((dy, dx) for dy in (-2, 0, 2) for dx in (-2, 0, 2))
 
 
 def shift_augment(x: torch.Tensor, shifts: tuple[tuple[int, int], ...] = SHIFTS) -> torch.Tensor:
-    """*[ours]* Key augmentation: every unseen image shifted by each ``(dy, dx)`` (zero fill), the identity first.
+    """*[ours]* Key augmentation: every unseen image shifted by each ``(dy, dx)`` (zero fill; the identity is one of
+    them), one block of rows per shift.
     The trigger is applied after shifting, so a corner patch stays in its corner. Nine keys per sample make the
     edit generalise from a handful of images (a 1-image edit otherwise fits one point exactly)."""
     outs = []
