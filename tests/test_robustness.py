@@ -100,7 +100,7 @@ def test_every_spec_field_enters_the_cell_key_and_the_model_cache_key(monkeypatc
 
 
 def _rows(rows):
-    cols = {"defense": "x", "status": "ok", "acc_before": 0.98, "target_acc_before": 0.97}
+    cols = {"defense": "x", "status": "ok", "acc_before": 0.98, "target_acc_before": 0.97, "asr_before": 1.0}
     return pd.DataFrame([{**cols, **r} for r in rows])
 
 
@@ -120,6 +120,30 @@ def test_success_rule_on_hand_made_rows():
     summ = robustness.summarise(df).iloc[0]
     assert summ["success_rate"] == 0.25 and summ["failed"] == 1
     assert summ["asr_worst"] == 0.5 and summ["acc_drop_worst"] == pytest.approx(0.02)
+
+
+def test_planted_cells_and_success_per_architecture_and_attack():
+    """A cell whose attack did not take (asr before < 90%) is still judged, and also counted apart."""
+    df = _rows([{"cell": "a", "model": "cnn", "attack": "badnets", "asr": 0.01, "acc": 0.975, "target_acc": 0.95},
+                {"cell": "b", "model": "mlp", "attack": "wanet", "asr": 0.01, "acc": 0.98, "target_acc": 0.97,
+                 "asr_before": 0.3},  # not planted; a success all the same
+                {"cell": "c", "model": "mlp", "attack": "badnets", "asr": 0.5, "acc": 0.98, "target_acc": 0.97,
+                 "asr_before": 0.9},  # exactly at the bar: planted
+                {"cell": "d", "model": "cnn", "attack": "wanet", "asr": None, "acc": None, "target_acc": None,
+                 "status": "failed", "asr_before": None}])
+    j = robustness.judged(df)
+    assert list(j["planted"]) == [True, False, True, False]
+    summ = robustness.summarise(df).iloc[0]
+    assert summ["planted"] == 2 and summ["success_rate_planted"] == 0.5 and summ["success_rate"] == 0.5
+    by_model = robustness.success_by(df, "model")
+    assert list(by_model.columns) == ["cnn (2)", "mlp (2)"] and by_model.loc["x"].tolist() == [0.5, 0.5]
+    by_attack = robustness.success_by(df, "attack")
+    assert by_attack.loc["x"].tolist() == [0.5, 0.5]
+    md = robustness.to_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None))
+    assert "Planted (asr >= 90% before any defense): 2 of 4 cells; not planted: b (mlp, wanet, asr 30.0%)" in md
+    assert "| defense | cnn (2) | mlp (2) |" in md and "| x | 50.0 | 50.0 |" in md
+    with pytest.raises(ValueError, match="by must be a column"):
+        robustness.success_by(df, "arch")
 
 
 def test_generic_layers_of_the_new_architectures():

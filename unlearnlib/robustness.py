@@ -16,9 +16,13 @@ draws
 Cell ``i`` depends on ``grid_seed`` and ``i`` only (draws are sequential), so a longer grid extends a shorter one
 and its finished cells are reused. A defense succeeds on a cell (:func:`success`) when its asr is at most
 :data:`ASR_MAX`, and it costs at most :data:`ACC_DROP_MAX` of accuracy and :data:`TARGET_ACC_DROP_MAX` of the
-target class's accuracy against the undefended (attacked) model of the same cell. Outputs in ``out``:
-``robustness.csv`` (one row per cell x defense), ``robustness.md`` (per defense: success rate, median and worst
-of each metric, the worst cells) and ``robustness.png`` (:func:`unlearnlib.plots_bench.plot_robustness`).
+target class's accuracy against the undefended (attacked) model of the same cell. A cell counts as *planted*
+when the attacked model's asr is at least :data:`PLANTED_ASR` before any defense: every cell is run and judged,
+and the success rate is also given over the planted cells alone, because on a cell whose backdoor never took the
+asr bound says little about the defense. Outputs in ``out``: ``robustness.csv`` (one row per cell x defense),
+``robustness.md`` (per defense: success rate, median and worst of each metric; how many cells planted; the
+success rate per architecture and per attack; the worst cells) and ``robustness.png``
+(:func:`unlearnlib.plots_bench.plot_robustness`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ TUNING_SEEDS = (0, 1, 2)
 ASR_MAX = 0.02  # success: asr after the defense at most 2%
 ACC_DROP_MAX = 0.015  # ... clean accuracy at most 1.5 points below the undefended model's
 TARGET_ACC_DROP_MAX = 0.03  # ... target-class accuracy at most 3 points below the undefended model's
+PLANTED_ASR = 0.90  # a cell's backdoor is planted when the undefended asr is at least this (issue 9's bar)
 _EPS = 1e-9  # rates are counts / n: a drop of exactly the bound passes
 WORST_PER_DEFENSE = 3
 
@@ -112,8 +117,10 @@ def badness(asr: float, acc_drop: float, target_acc_drop: float) -> float:
 
 
 def judged(df: pd.DataFrame) -> pd.DataFrame:
-    """:func:`drops` plus ``success`` and ``badness`` per row (failed cells: no success, infinite badness)."""
+    """:func:`drops` plus ``success``, ``badness`` (failed cells: no success, infinite badness) and ``planted``
+    (the undefended asr is at least :data:`PLANTED_ASR`) per row."""
     d = drops(df)
+    d["planted"] = pd.to_numeric(d["asr_before"], errors="coerce").fillna(0.0) >= PLANTED_ASR - _EPS
     ok = d["status"] == "ok"
     d["success"] = [bool(o) and success(a, b, c) for o, a, b, c in
                     zip(ok, d["asr"], d["acc_drop"], d["target_acc_drop"])]
@@ -123,14 +130,17 @@ def judged(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Per defense (``none`` excluded): ``cells``, ``failed``, ``success_rate`` and the median and worst (max) of
-    asr, acc_drop and target_acc_drop over the finished cells."""
+    """Per defense (``none`` excluded): ``cells``, ``failed``, ``success_rate``, ``planted`` (cells whose backdoor
+    was planted), ``success_rate_planted`` (over those; NaN if none) and the median and worst (max) of asr,
+    acc_drop and target_acc_drop over the finished cells."""
     d = judged(df)
     rows = []
     for defense, sub in d[d["defense"] != "none"].groupby("defense", sort=False):
         ok = sub[sub["status"] == "ok"]
         row: dict[str, Any] = {"defense": defense, "cells": len(sub), "failed": int((sub["status"] != "ok").sum()),
-                               "success_rate": float(sub["success"].mean())}
+                               "success_rate": float(sub["success"].mean()), "planted": int(sub["planted"].sum()),
+                               "success_rate_planted": float(sub.loc[sub["planted"], "success"].mean())
+                               if sub["planted"].any() else float("nan")}
         for m in ("asr", "acc_drop", "target_acc_drop"):
             row[f"{m}_median"] = float(ok[m].median()) if len(ok) else float("nan")
             row[f"{m}_worst"] = float(ok[m].max()) if len(ok) else float("nan")
@@ -138,6 +148,20 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     order = {n: i for i, n in enumerate(DEFENSES.names())}
     return pd.DataFrame(rows).sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
                                           kind="stable").reset_index(drop=True)
+
+
+def success_by(df: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Success rate (fraction) per defense (rows, ``none`` excluded) and value of the column ``by`` (``"model"``
+    or ``"attack"``; columns, with the number of cells of each)."""
+    if by not in df.columns:
+        raise ValueError(f"by must be a column of the grid's rows, such as 'model' or 'attack'; got {by!r}")
+    d = judged(df)
+    d = d[d["defense"] != "none"]
+    table = d.pivot_table(index="defense", columns=by, values="success", aggfunc="mean", sort=False)
+    n = d.groupby(by, sort=False)["cell"].nunique()
+    order = {name: i for i, name in enumerate(DEFENSES.names())}
+    table = table.loc[sorted(table.index, key=lambda name: order.get(name, len(order)))]
+    return table.rename(columns=lambda c: f"{c} ({n[c]})")
 
 
 def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
@@ -157,15 +181,28 @@ def _pct(v: float) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     """The per-defense summary and the worst cells as markdown (rates and drops in percentage points)."""
     s = summarise(df)
-    head = ["defense", "cells", "success %", "asr % median", "asr % worst", "acc drop (points) median",
-            "acc drop (points) worst", "target_acc drop (points) median", "target_acc drop (points) worst"]
+    head = ["defense", "cells", "success %", "success % (planted)", "asr % median", "asr % worst",
+            "acc drop (points) median", "acc drop (points) worst", "target_acc drop (points) median",
+            "target_acc drop (points) worst"]
     lines = [f"Success: asr <= {100 * ASR_MAX:g}%, acc drop <= {100 * ACC_DROP_MAX:g} points, target_acc drop <= "
              f"{100 * TARGET_ACC_DROP_MAX:g} points vs the undefended model of the same cell.", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for _, r in s.iterrows():
         cells = f"{r['cells']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        lines.append("| " + " | ".join([r["defense"], cells, _pct(r["success_rate"]), *(
+        rates = (_pct(r["success_rate"]), _pct(r["success_rate_planted"]))
+        lines.append("| " + " | ".join([r["defense"], cells, *rates, *(
             _pct(r[f"{m}_{q}"]) for m in ("asr", "acc_drop", "target_acc_drop") for q in ("median", "worst"))]) + " |")
+    ref = judged(df).drop_duplicates("cell")
+    unplanted = ref[~ref["planted"]]
+    lines += ["", f"Planted (asr >= {100 * PLANTED_ASR:g}% before any defense): {int(ref['planted'].sum())} of "
+              f"{len(ref)} cells" + ("; not planted: " + ", ".join(
+                  f"{r['cell']} ({r['model']}, {r['attack']}, asr {_pct(r['asr_before'])}%)"
+                  for _, r in unplanted.iterrows()) if len(unplanted) else "") + "."]
+    for by, what in (("model", "architecture"), ("attack", "attack")):
+        t = success_by(df, by)
+        lines += ["", f"Success % per {what} (cells in brackets):", "",
+                  "| defense | " + " | ".join(t.columns) + " |", "|---|" + "---:|" * len(t.columns)]
+        lines += ["| " + " | ".join([name, *(_pct(v) for v in row)]) + " |" for name, row in t.iterrows()]
     w = worst_cells(df)
     lines += ["", "Worst cells per defense (furthest from success):", "",
               "| defense | cell | model | attack | params | target | poison % | asr % before | asr % | "
@@ -174,7 +211,7 @@ def to_markdown(df: pd.DataFrame) -> str:
         lines.append("| " + " | ".join(str(v) for v in (
             r["defense"], r["cell"], r["model"], r["attack"], r["attack_params"], r["target"],
             f"{100 * r['poison_ratio']:g}", _pct(r["asr_before"]), _pct(r["asr"]), _pct(r["acc_drop"]),
-            _pct(r["target_acc_drop"]), str(r["error"] or "").split("\n")[0][:80])) + " |")
+            _pct(r["target_acc_drop"]), "" if pd.isna(r["error"]) else str(r["error"]).split("\n")[0][:80])) + " |")
     return "\n".join(lines) + "\n"
 
 
