@@ -188,8 +188,9 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
                 if strict:
                     raise
-                tb = traceback.format_exc()
-                tqdm.write(f"bench: {name}/{defense} FAILED: {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr)
+                tb = traceback.format_exc()  # kept in the cell's record; printed only beside a progress bar
+                if progress_enabled(progress):
+                    tqdm.write(f"bench: {name}/{defense} FAILED: {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr)
                 rec = {"dataset": sc.split.name, "attack": attack, "defense": defense, "seed": seed,
                        "target": sc.target, "profile": prof.name, "before": sc.before, "status": "failed",
                        "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
@@ -202,7 +203,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     failed = [r for r in records if r["status"] == "failed"]
     if write:
         write_outputs(df, out)
-    if failed:
+    if failed and progress_enabled(progress):  # a chapter (no progress) shows its failed cells in its tables
         tqdm.write(f"bench: {len(failed)} cell(s) failed: " + "; ".join(
             f"{r['attack']}/{r['defense']}/seed {r['seed']}: {r['error']}" for r in failed), file=sys.stderr)
     return df

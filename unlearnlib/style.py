@@ -87,7 +87,7 @@ RC = {
 
 
 # The unit of a table column, in parentheses at the end of its header. Counts name what they count.
-UNITS = ("%", "s", "MiB", "×", "nats", "count", "images")
+UNITS = ("%", "s", "MiB", "×", "nats", "count", "images", "points")
 
 # The package's column names -> (label, unit). A rate (unit "%") in a package frame is a fraction, as
 # unlearnlib.metrics returns it; its header says "(%)" and :func:`table` shows it in percent.
@@ -111,7 +111,9 @@ def header(name: str) -> str:
 
 def table(df: pd.DataFrame, index: str | None = None, digits: int = 2) -> pd.DataFrame:
     """``df`` as the book shows it: the package's columns renamed by ``HEADERS`` (rates from fractions to
-    percent), rounded to ``digits``; ``index`` names the row labels (shown as the first column)."""
+    percent), rounded to ``digits``; ``index`` names the row labels (shown as the first column). Installs the
+    book's DataFrame display (:func:`apply`), so the table shows without an index column wherever it is called."""
+    apply()
     out = df.copy()
     for c in out.columns:
         if c in RATE_COLUMNS:

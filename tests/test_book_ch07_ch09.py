@@ -1,4 +1,4 @@
-"""Chapters 7 and 8: the comparison's glued numbers back what its prose says; the playground's static run works."""
+"""Chapters 7 and 9: the comparison's glued numbers back what its prose says; the playground's static run works."""
 
 import pytest
 
@@ -23,10 +23,10 @@ def test_ch07_grid_backs_the_prose(glue, attack):
         assert g[f"{k}_agme_bdk_seconds"] < g[f"{k}_{d}_seconds"]
 
 
-def test_ch08_static_run(glue):
-    g = glue("08_playground")
-    assert g["ch08_asr_before"] >= 95.0 and g["ch08_asr_after"] <= 2.0
-    assert g["ch08_acc_before"] - g["ch08_acc_after"] <= 1.0 and g["ch08_unseen"] == 10
+def test_ch09_static_run(glue):
+    g = glue("09_playground")
+    assert g["ch09_asr_before"] >= 95.0 and g["ch09_asr_after"] <= 2.0
+    assert g["ch09_acc_before"] - g["ch09_acc_after"] <= 1.0 and g["ch09_unseen"] == 10
 
 
 def test_ch07_scaling_backs_the_prose(glue):

@@ -1,0 +1,28 @@
+"""Chapter 8 ("Does it hold?"): the glued numbers back what its prose says about the held-out cells."""
+
+DEFENSES = ("baerase", "agme_bdk", "agme", "agme_repair", "finetune", "nc_unlearn", "fine_pruning")
+
+
+def test_ch08_held_out_cells_back_the_prose(glue):
+    g = glue("08_does_it_hold")
+    n = g["ch08_cells"]
+    assert 1 <= n < g["ch08_full_cells"] == 60  # the book runs the grid's first cells, the command the whole grid
+    assert (g["ch08_asr_max"], g["ch08_acc_drop_max"], g["ch08_target_acc_drop_max"]) == (2.0, 1.5, 3.0)
+    assert 0 <= g["ch08_planted"] <= n
+    for d in DEFENSES:
+        assert 0.0 <= g[f"ch08_success_{d}"] <= 100.0
+        assert 0 <= g[f"ch08_failed_{d}"] <= n
+    # "it removes most of the backdoor (the largest asr it leaves on these cells is X%)"
+    assert g["ch08_asr_worst_agme_bdk"] <= 10.0
+    # "a few percent of triggered images still reach the target (K cells over the asr bound), and the target
+    # class pays (M cells over its bound, the worst losing W points)"
+    assert g["ch08_over_asr_agme_bdk"] >= 1 and g["ch08_over_target_agme_bdk"] >= 1
+    assert g["ch08_target_drop_worst_agme_bdk"] > g["ch08_target_acc_drop_max"]
+    assert g["ch08_bdk_unseen"] == 10  # "its 10 unseen samples are one image per class" (mnist5k: 10 classes)
+    # "BAERASE ended in an error on N of the cells: on the small BatchNorm network its gradient ascent ... diverges"
+    assert g["ch08_failed_baerase"] >= 1
+    # "fine-tuning and fine-pruning leave the backdoor in place here as on the tuning setting"
+    assert g["ch08_success_finetune"] == 0.0 and g["ch08_success_fine_pruning"] == 0.0
+    # the tuning setting's cells come from chapter 7's grid: every defense of the chapter is compared
+    assert g["ch08_defenses"] == len(DEFENSES) and 0 <= g["ch08_tuning_successes"] <= len(DEFENSES)
+    assert g["ch08_grid_seconds"] >= 0 and g["ch08_full_minutes"] >= 0
