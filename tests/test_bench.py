@@ -92,6 +92,8 @@ def test_a_failing_defense_is_a_failed_cell_not_a_crashed_grid(tmp_path, monkeyp
     assert json.loads(bench.cell_path(tmp_path, "badnets", "boom", 0).read_text())["status"] == "failed"
     md = (tmp_path / "grid.md").read_text()
     assert "| badnets | none |" in md and "| badnets | boom | — |" in md and "0 (1 failed) |" in md
+    bench.run_grid(out=tmp_path / "quiet", quiet=True, **{**TINY, "defenses": ["boom"]})
+    assert "exploded" not in capsys.readouterr().err  # a chapter's grid: the failure is in its tables, not stderr
     with pytest.raises(RuntimeError, match="exploded"):
         bench.run_grid(out=tmp_path, strict=True, **{**TINY, "defenses": ["boom"]})
 

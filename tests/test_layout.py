@@ -53,3 +53,21 @@ def test_layout_bench_rows_and_errors(tmp_path):
         run_layout(["resnet999"], repeats=1)
     with pytest.raises(ValueError, match="repeats"):
         run_layout(["cnn"], repeats=0)
+
+
+def test_a_strided_1x1_convolution_stays_nchw_on_the_cpu_and_its_backward_runs():
+    """PyTorch 2.14.1 crashes (heap corruption) in the CPU backward of PreAct-ResNet18's 1x1 stride-2 shortcut with
+    channels-last weights at a batch of 5: the context leaves such a model in NCHW. Run in a subprocess, so a crash
+    is this test's failure and not the end of the test session."""
+    import subprocess
+    import sys
+
+    from unlearnlib.device import nhwc_unsafe
+
+    assert nhwc_unsafe(build_model("preact-resnet18-w8", 3, 10, 32)) and not nhwc_unsafe(build_model("cnn", 1, 10, 28))
+    code = ("import torch\nfrom unlearnlib.device import channels_last\nfrom unlearnlib.models import build_model\n"
+            "m = build_model('preact-resnet18-w8', 3, 10, 32).eval()\n"
+            "for n in (3, 5):\n    with channels_last(m):\n        m(torch.rand(n, 3, 32, 32)).sum().backward()\n"
+            "print('ok')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr[-500:]

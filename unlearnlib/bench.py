@@ -136,12 +136,15 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              progress: bool | None = None, *, dataset: str | None = None, target: int | None = None,
              poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
              strict: bool = False, write: bool = True, download: bool | None = None,
-             image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+             image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None,
+             quiet: bool = False) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
     the attack's target to the defenses (else they search). With ``write`` the CSV, markdown table and plots are
     written to ``out``.
+    A failed cell is reported on stderr with its traceback (also kept in its record), unless ``quiet`` (a chapter
+    shows its failed cells in its tables).
     ``scenarios``: instead of attacks x seeds, cells that carry their own scenario spec (:func:`check_spec`: model,
     target, poison ratio, attack parameters; the robustness grid's); ``target``/``poison_ratio`` must then be None.
     """
@@ -188,8 +191,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
                 if strict:
                     raise
-                tb = traceback.format_exc()  # kept in the cell's record; printed only beside a progress bar
-                if progress_enabled(progress):
+                tb = traceback.format_exc()  # kept in the cell's record
+                if not quiet:
                     tqdm.write(f"bench: {name}/{defense} FAILED: {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr)
                 rec = {"dataset": sc.split.name, "attack": attack, "defense": defense, "seed": seed,
                        "target": sc.target, "profile": prof.name, "before": sc.before, "status": "failed",
@@ -203,7 +206,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     failed = [r for r in records if r["status"] == "failed"]
     if write:
         write_outputs(df, out)
-    if failed and progress_enabled(progress):  # a chapter (no progress) shows its failed cells in its tables
+    if failed and not quiet:
         tqdm.write(f"bench: {len(failed)} cell(s) failed: " + "; ".join(
             f"{r['attack']}/{r['defense']}/seed {r['seed']}: {r['error']}" for r in failed), file=sys.stderr)
     return df

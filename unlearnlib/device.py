@@ -90,6 +90,18 @@ def cpu_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
+def nhwc_unsafe(model: torch.nn.Module) -> bool:
+    """True for a model on the CPU that has a 1x1 convolution with a stride > 1 (a ResNet shortcut).
+
+    PyTorch 2.14.1's CPU backward of such a convolution with channels-last weights corrupts the heap: PreAct-ResNet18
+    at 1/8 width (shortcut 8 -> 16 channels, stride 2) crashed with a segfault or "double free or corruption" at
+    batches of 3 and 5, and ran at batches of 1 and 16 (this 2-core AMD EPYC). The layout gained only 1.0-1.1x on
+    that model, so :func:`channels_last` keeps such a model in NCHW on the CPU rather than guess which shapes are
+    safe; on CUDA the layout is kept."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return any(c.weight.device.type == "cpu" and tuple(c.kernel_size) == (1, 1) and max(c.stride) > 1 for c in convs)
+
+
 @contextlib.contextmanager
 def channels_last(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Run a block with the model's 4-D weights in channels-last memory layout, restored after (same values).
@@ -99,10 +111,10 @@ def channels_last(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     --layout``): a training step of the small CNN 1.3-1.4x faster, a gradient to the input 1.2-1.3x (PreAct-ResNet18
     at 1/8 width: 1.1x and 1.0x). The loops that backpropagate (training, trigger recoveries, BAERASE's unlearning,
     the attacks' trigger optimisation) run inside it. A model with no 4-D weight, or one already in channels-last
-    layout, is left as it is.
+    layout, is left as it is, and so is a model on the CPU with a strided 1x1 convolution (:func:`nhwc_unsafe`).
     """
     four_d = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
-    if not four_d or all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d):
+    if not four_d or all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d) or nhwc_unsafe(model):
         yield model
         return
     model.to(memory_format=torch.channels_last)

@@ -70,7 +70,9 @@ def _operations(model: torch.nn.Module, xt: torch.Tensor, yt: torch.Tensor,
 
 def run_layout(models: Sequence[str] | None = None, *, train_batch: int = 64, probe_batch: int = 256,
                repeats: int = 10, device: str | torch.device = "auto", seed: int = 0) -> pd.DataFrame:
-    """One row per (model, operation): median milliseconds in each layout and their ratio (see the module)."""
+    """One row per (model, operation): median milliseconds in each layout and their ratio (see the module). The
+    channels-last column is what :func:`~unlearnlib.device.channels_last` does: for a model it keeps in NCHW on
+    the CPU (:func:`~unlearnlib.device.nhwc_unsafe`, PreAct-ResNet18) both columns time NCHW."""
     for name, v in (("train_batch", train_batch), ("probe_batch", probe_batch), ("repeats", repeats)):
         check_positive_int(v, name)
     names = list(models) if models is not None else ["cnn", "preact-resnet18-w8"]

@@ -228,14 +228,16 @@ def write_outputs(df: pd.DataFrame, out: str | Path) -> None:
 
 def run_robustness(cells: int = 60, out: str | Path = "results/robustness", *, grid_seed: int = 0,
                    profile: str = "quick", defenses: Sequence[str] | None = None, device: str = "auto",
-                   progress: bool | None = None, strict: bool = False, write: bool = True) -> pd.DataFrame:
+                   progress: bool | None = None, strict: bool = False, write: bool = True,
+                   quiet: bool = False) -> pd.DataFrame:
     """Run (or resume) the robustness grid through :func:`unlearnlib.bench.run_grid`; return its rows with
-    ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``."""
+    ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``. ``quiet``: no report of failed cells on
+    stderr (:func:`unlearnlib.bench.run_grid`)."""
     from .bench import run_grid
 
     specs = sample_cells(cells, grid_seed)
     df = run_grid(profile, None, defenses, out=out, progress=progress, device=device, strict=strict, write=False,
-                  scenarios=specs)
+                  scenarios=specs, quiet=quiet)
     if write:
         write_outputs(df, out)
     return judged(df)
