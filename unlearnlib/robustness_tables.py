@@ -125,7 +125,7 @@ def failure_reasons(df: pd.DataFrame) -> pd.DataFrame:
 
 def against_goals(df: pd.DataFrame) -> pd.DataFrame:
     """Per defense with a goal in :data:`GOALS`: the success rate on the grid, over the planted cells, and the
-    goal (fractions, shown in percent by :func:`unlearnlib.style.table` under ``success``/``goal`` headers)."""
+    goal, all in percent."""
     s = rb.summarise(df)
     s = s[s["defense"].isin(GOALS)]
     return pd.DataFrame({"defense": s["defense"], "cells (count)": s["cells"],
