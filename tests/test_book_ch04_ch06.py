@@ -8,7 +8,7 @@ def test_ch04_bdk_edit(glue):
     assert g["ch04_asr_before"] >= 90
     assert g["ch04_asr_after"] <= 1.5
     assert g["ch04_acc_drop"] <= 0.5
-    assert g["ch04_unseen"] <= 10
+    assert g["ch04_unseen"] == 50 and g["ch04_layers"] == g["ch04_blended_layers"] == "fc1"  # the prose
     assert g["ch04_blended_asr_after"] <= 1.5
     assert g["ch04_blended_acc_drop"] <= 0.5
 
@@ -54,7 +54,7 @@ def test_ch05_where_trigger_recovery_fails(glue):
         assert 0.0 <= g[f"ch05_{a}_gen_rate"] <= 100.0 and g[f"ch05_{a}_gen_kind"] in ("patch", "blend")
         for d in ("none", "agme", "baerase", "nc_unlearn", "agme_bdk"):
             assert 0.0 <= g[f"ch05_left_{a}_{d}"] <= 100.0
-    assert g["ch05_left_trojannn_agme_bdk"] <= 2.0
-    # the prose says the known-trigger edit leaves WaNet behind because the cascade stopped at conv2 (in-sample)
-    assert g["ch05_left_wanet_agme_bdk"] > 2.0 and g["ch05_wanet_bdk_layers"] == "conv2"
-    assert 90 <= g["ch05_wanet_bdk_agreement"] <= 100
+    assert g["ch05_left_trojannn_agme_bdk"] <= 2.0 and g["ch05_left_wanet_agme_bdk"] <= 2.0
+    # the prose: the first default left WaNet behind because its cascade stopped at conv2 (an in-sample check)
+    assert g["ch05_wanet_first_asr"] > 2.0 and g["ch05_wanet_first_layers"] == "conv2"
+    assert 90 <= g["ch05_wanet_first_agreement"] <= 100

@@ -13,26 +13,28 @@ def test_ch07_grid_backs_the_prose(glue, attack):
     assert g[f"{k}_agme_bdk_asr"] <= 1.5 and g[f"{k}_none_acc"] - g[f"{k}_agme_bdk_acc"] <= 0.5
     assert g[f"{k}_agme_repair_asr"] <= 3.0 and g[f"{k}_none_acc"] - g[f"{k}_agme_repair_acc"] <= 1.0
     assert abs(g[f"{k}_none_target_acc"] - g[f"{k}_agme_repair_target_acc"]) <= 2.0
-    assert g[f"{k}_agme_bdk_unseen"] <= 10 and g[f"{k}_baerase_unseen"] <= 175
+    assert g[f"{k}_agme_bdk_unseen"] == 50 and g[f"{k}_baerase_unseen"] <= 175
     # "fine-tuning and fine-pruning leave the backdoor in place"; "Neural Cleanse unlearning ... brings the asr to"
     assert g[f"{k}_finetune_asr"] >= 50.0 and g[f"{k}_fine_pruning_asr"] >= 50.0
     assert g[f"{k}_nc_unlearn_asr"] <= 20.0
-    # "the cheapest defense on the grid ... N x faster than BAERASE and M x faster than fine-tuning"
-    assert g[f"ch07_speedup_baerase_{attack}"] >= 10 and g[f"ch07_speedup_finetune_{attack}"] > 1
-    for d in ("baerase", "agme", "agme_repair", "finetune", "nc_unlearn", "fine_pruning"):
+    # "among the cheapest defenses ... N x faster than BAERASE and at M x the speed of fine-tuning ... not much
+    # faster than it here"
+    assert g[f"ch07_speedup_baerase_{attack}"] >= 10 and 0.5 <= g[f"ch07_speedup_finetune_{attack}"] <= 5
+    for d in ("baerase", "agme", "agme_repair", "nc_unlearn", "fine_pruning"):  # fine-tuning: the ratio above
         assert g[f"{k}_agme_bdk_seconds"] < g[f"{k}_{d}_seconds"]
 
 
 def test_ch09_static_run(glue):
     g = glue("09_playground")
     assert g["ch09_asr_before"] >= 95.0 and g["ch09_asr_after"] <= 2.0
-    assert g["ch09_acc_before"] - g["ch09_acc_after"] <= 1.0 and g["ch09_unseen"] == 10
+    assert g["ch09_acc_before"] - g["ch09_acc_after"] <= 1.0 and g["ch09_unseen"] == 50
 
 
 def test_ch07_scaling_backs_the_prose(glue):
     """"the edit of PreAct-ResNet18 took S s for LAYER (d, n keys, form), of which the linear solve was s s"."""
     g = glue("07_comparison")
     assert 0 < g["ch07_resnet_solve_seconds"] <= g["ch07_resnet_edit_seconds"]
-    assert g["ch07_resnet_edit_layer"].startswith("layer4.1.conv2") and "d = 4608" in g["ch07_resnet_edit_layer"]
+    # agme-bdk's default layer: the model's named edit layer, PreAct-ResNet18's only Linear (512 -> 10)
+    assert g["ch07_resnet_edit_layer"].startswith("linear (") and "d = 512" in g["ch07_resnet_edit_layer"]
     assert "dual form" in g["ch07_resnet_edit_layer"]  # n < d: the n x n system, as the prose says
     assert "cores" in g["ch07_scaling_machine"] and g["ch07_scaling_unseen"] == 10

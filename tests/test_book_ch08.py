@@ -14,11 +14,12 @@ def test_ch08_held_out_cells_back_the_prose(glue):
         assert 0 <= g[f"ch08_failed_{d}"] <= n
     # "it removes most of the backdoor (the largest asr it leaves on these cells is X%)"
     assert g["ch08_asr_worst_agme_bdk"] <= 10.0
-    # "a few percent of triggered images still reach the target (K cells over the asr bound), and the target
-    # class pays (M cells over its bound, the worst losing W points)"
-    assert g["ch08_over_asr_agme_bdk"] >= 1 and g["ch08_over_target_agme_bdk"] >= 1
-    assert g["ch08_target_drop_worst_agme_bdk"] > g["ch08_target_acc_drop_max"]
-    assert g["ch08_bdk_unseen"] == 10  # "its 10 unseen samples are one image per class" (mnist5k: 10 classes)
+    # "the largest asr it leaves is X% (K cells over the asr bound) and the target class's largest drop Y points
+    # (M cells over its bound)": the counts agree with the worst values
+    assert (g["ch08_over_asr_agme_bdk"] > 0) == (g["ch08_asr_worst_agme_bdk"] > g["ch08_asr_max"])
+    worst_target = g["ch08_target_drop_worst_agme_bdk"]
+    assert (g["ch08_over_target_agme_bdk"] > 0) == (worst_target > g["ch08_target_acc_drop_max"])
+    assert g["ch08_bdk_unseen"] == 50  # "from 50 samples"; the first default's 10 were one image per class
     # "BAERASE ended in an error on N of the cells: on the small BatchNorm network its gradient ascent ... diverges"
     assert g["ch08_failed_baerase"] >= 1
     # "fine-tuning and fine-pruning leave the backdoor in place here as on the tuning setting"

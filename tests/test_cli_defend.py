@@ -50,7 +50,7 @@ def test_agme_bdk_with_the_trigger_file_removes_the_backdoor(files, tmp_path, ca
                   "--target", "0") == 0
     rec = json.loads(out.with_suffix(".json").read_text())
     assert rec["asr_trigger"] == "given" and rec["asr_target"] == 0 and rec["target"] == 0
-    assert (rec["unseen"], rec["test_images"], rec["defender_pool"]) == (10, 150, 150)
+    assert (rec["unseen"], rec["test_images"], rec["defender_pool"]) == (50, 150, 150)  # agme-bdk's default_unseen
     assert rec["image_shape"] == [1, 28, 28] and rec["classes"] == [str(i) for i in range(10)]
     assert rec["before"]["asr"] > 0.9 and rec["after"]["asr"] < 0.2, rec
     assert rec["after"]["acc"] > rec["before"]["acc"] - 0.05 and rec["before"]["acc"] > 0.85

@@ -10,7 +10,7 @@ from torch import nn
 
 from unlearnlib.data import Data
 from unlearnlib.defenses import get_defense
-from unlearnlib.defenses.editing import default_edit_layer, edit_layers, layer_keys, ridge_solve
+from unlearnlib.defenses.editing import SHIFTS, default_edit_layer, edit_layers, layer_keys, ridge_solve
 
 
 def _lstsq(w, kt, v, kk, lam, mu):
@@ -98,11 +98,24 @@ def test_defense_never_modifies_the_input_model_and_is_json_info():
     m = Tiny().eval()
     ref = copy.deepcopy(m.state_dict())
     data = Data(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1]))
-    out = get_defense("agme-bdk", layers="hidden")(m, data, trigger=_trigger)  # the default cascade starts at conv
+    out = get_defense("agme-bdk", layers="hidden")(m, data, trigger=_trigger)
     assert all(torch.equal(ref[k], v) for k, v in m.state_dict().items())
     assert not torch.equal(out.model.hidden.weight, m.hidden.weight)
     json.dumps(out.info)
     assert out.info["layers"] == ["hidden"] and out.info["edit_seconds"] >= 0
+
+
+def test_the_default_edits_the_hidden_linear_from_shifted_copies():
+    """*[ours]* (chapter 8's grid): the last hidden Linear alone, 25 shifted keys per sample, 50 samples by
+    default; ``layers="auto"`` is the book's first default, the cascade from the last conv."""
+    torch.manual_seed(0)
+    m = Tiny().eval()
+    data = Data(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1]))
+    info = get_defense("agme-bdk")(m, data, trigger=_trigger).info
+    assert info["layers"] == [default_edit_layer(m)] == ["hidden"] and info["keys"] == [6 * 25 * 2]
+    assert get_defense("agme-bdk", augment=False)(m, data, trigger=_trigger).info["keys"] == [6 * 2]
+    assert get_defense("agme-bdk", layers="auto")(m, data, trigger=_trigger).info["layers"][0] == "conv"
+    assert get_defense("agme-bdk").default_unseen == 50 and get_defense("agme").shifts == SHIFTS
 
 
 def test_bad_unseen_counts_name_unseen():

@@ -23,10 +23,10 @@ def test_bench_scaling_cli_writes_the_table(tmp_path, capsys):
     assert r["model"] == "cnn" and r["input"] == "1x28x28" and r["params"] > 100_000
     assert 0 < r["edit_seconds"] <= r["seconds"] and 0 < r["solve_seconds"] <= r["edit_seconds"]
     assert r["peak_mib"] >= 0 and r["mem_method"] in ("VmHWM", "ru_maxrss delta")
-    assert r["layers"].split()[0] == "conv2" and r["dims"].split()[0] == "144"  # 16 channels x 3 x 3
-    assert r["solve_forms"].split()[0] == solve_form(int(r["keys"].split()[0]), 144, 1.0)
+    assert r["layers"] == "fc1" and str(r["dims"]) == "1568"  # agme-bdk's default layer: 32 channels x 7 x 7 in
+    assert r["solve_forms"] == solve_form(int(r["keys"]), 1568, 1.0) == "dual"  # 5 x 25 x 2 keys < 1568
     md = (tmp_path / "scaling.md").read_text()
-    assert machine() in md and "conv2 (144," in md
+    assert machine() in md and "fc1 (1568," in md
     assert "agme-bdk" in capsys.readouterr().out
 
 
