@@ -20,7 +20,9 @@ def test_ch07_grid_backs_the_prose(glue, attack):
     # "among the cheapest defenses ... N x faster than BAERASE and at M x the speed of fine-tuning ... not much
     # faster than it here"
     assert g[f"ch07_speedup_baerase_{attack}"] >= 10 and 0.5 <= g[f"ch07_speedup_finetune_{attack}"] <= 5
-    for d in ("baerase", "agme", "agme_repair", "nc_unlearn", "fine_pruning"):  # fine-tuning: the ratio above
+    # "among the defenses that remove the backdoor without being told the trigger, the cost is dominated by
+    # recovering it": the edit beats every recovering defense (fine-tuning and fine-pruning cost about the same)
+    for d in ("baerase", "agme", "agme_repair", "nc_unlearn"):
         assert g[f"{k}_agme_bdk_seconds"] < g[f"{k}_{d}_seconds"]
 
 
