@@ -56,6 +56,7 @@ TUNING_SEEDS = (0, 1, 2)
 ASR_MAX = 0.02  # success: asr after the defense at most 2%
 ACC_DROP_MAX = 0.015  # ... clean accuracy at most 1.5 points below the undefended model's
 TARGET_ACC_DROP_MAX = 0.03  # ... target-class accuracy at most 3 points below the undefended model's
+BOUNDS = {"asr": ASR_MAX, "acc_drop": ACC_DROP_MAX, "target_acc_drop": TARGET_ACC_DROP_MAX}  # success's order
 PLANTED_ASR = 0.90  # a cell's backdoor is planted when the undefended asr is at least this (issue 9's bar)
 _EPS = 1e-9  # rates are counts / n: a drop of exactly the bound passes
 WORST_PER_DEFENSE = 3
@@ -101,13 +102,19 @@ def drops(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(acc_drop=df["acc_before"] - df["acc"], target_acc_drop=df["target_acc_before"] - df["target_acc"])
 
 
+def over_bound(metric: str, value: Any) -> Any:
+    """Whether ``value`` (a fraction, or a Series of them) breaks ``metric``'s success bound (:data:`BOUNDS`);
+    NaN breaks none. The one comparison behind :func:`success` and the failure-reason counts."""
+    return value > BOUNDS[metric] + _EPS
+
+
 def success(asr: float, acc_drop: float, target_acc_drop: float) -> bool:
     """The success criterion of the grid: asr <= :data:`ASR_MAX`, acc drop <= :data:`ACC_DROP_MAX` and target_acc
     drop <= :data:`TARGET_ACC_DROP_MAX` (fractions). A missing (NaN) metric -- a failed cell -- is no success."""
     vals = (asr, acc_drop, target_acc_drop)
     if any(v is None or not np.isfinite(v) for v in vals):
         return False
-    return asr <= ASR_MAX + _EPS and acc_drop <= ACC_DROP_MAX + _EPS and target_acc_drop <= TARGET_ACC_DROP_MAX + _EPS
+    return not any(over_bound(m, v) for m, v in zip(BOUNDS, vals))
 
 
 def badness(asr: float, acc_drop: float, target_acc_drop: float) -> float:
