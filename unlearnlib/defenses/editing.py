@@ -255,30 +255,32 @@ class AgmeBDK(Defense):
     def hyperparameters(self) -> dict[str, Any]:
         return {"layers": self.layers, "lam": self.lam, "mu": self.mu, "augment": self.augment}
 
+    def key_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`."""
+        return shift_augment(x, self.shifts) if self.augment else x
+
     def edit(self, model: nn.Module, x: torch.Tensor, trigger: TriggerArg, **kw: Any) -> dict[str, Any]:
         """Edit ``layers`` (default: :func:`default_edit_layer`), keys from the unseen samples and their shifted
         copies (``augment``).
 
         ``layers="auto"`` *[ours]* (the default before the robustness grid): a cascade -- edit the last conv layer
         (``model.last_conv``; its unfolded patches already give many keys, so no shift augmentation there), and go
-        on to ``default_edit_layer``
-        only while fewer than ``cascade_agreement`` of the unseen samples keep their clean prediction when
-        triggered (a check on the defender's own samples).
+        on to ``default_edit_layer`` only while fewer than ``cascade_agreement`` of the unseen samples keep their
+        clean prediction when triggered (a check on the defender's own samples).
 
         *[ours]* A model that names no ``last_conv`` starts from its last ``nn.Conv2d``
         (:func:`~unlearnlib.models.last_conv_name`: the same layer the registry names for its own models, so a
         user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
         alone."""
         if self.layers != "auto":
-            keys_x = shift_augment(x, self.shifts) if self.augment else x
-            return edit_layers(model, keys_x, trigger, layers=self.layers, lam=self.lam, mu=self.mu, **kw)
+            return edit_layers(model, self.key_inputs(x), trigger, layers=self.layers, lam=self.lam, mu=self.mu, **kw)
         cands = [n for n in (last_conv_name(model), default_edit_layer(model)) if isinstance(n, str)]
         out: dict[str, Any] = {"layers": [], "edit_seconds": 0.0, "dims": [], "keys": [], "solve_forms": [],
                                "solve_seconds": 0.0, "agreement": []}
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
-            conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)
-            keys_x = shift_augment(x, self.shifts) if self.augment and not conv else x
+            conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)  # a conv's patches are keys enough
+            keys_x = x if conv else self.key_inputs(x)
             o = edit_layers(model, keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
             start = time.perf_counter()
             with torch.no_grad():
