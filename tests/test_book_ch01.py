@@ -27,3 +27,15 @@ def test_ch01_more_attacks_plant(glue):
     assert (g["ch01_wanet_k"], g["ch01_wanet_s"]) == (4, 0.5)
     assert g["ch01_wanet_epochs"] > g["ch01_epochs"] == 10
     assert 0.0 < g["ch01_wanet_max_shift"] < 2.0 and 0.0 < g["ch01_wanet_mean_change"] < 0.1
+
+
+def test_ch01_random_position_badnets_does_not_plant_and_the_map_says_where(glue):
+    """Issue 9: BAERASE's BadNets (random values, random position) does not plant in quick, and the prose says so and
+    why: it fires on the blank margin and not where the digits are, and the model fits few of its own poisoned
+    images. If it ever plants, this fails and the section must be rewritten."""
+    g = glue("01_backdoor_attacks")
+    assert g["ch01_anywhere_asr"] < 90.0  # robustness.PLANTED_ASR: "does not plant"
+    assert g["ch01_anywhere_acc"] >= 90.0
+    assert g["ch01_anywhere_asr_blank"] >= g["ch01_anywhere_asr_inked"] + 30.0
+    assert g["ch01_anywhere_fit"] < 90.0
+    assert g["ch01_anywhere_n"] == 200 and g["ch01_anywhere_blank_ink"] < g["ch01_anywhere_inked_ink"]

@@ -4,7 +4,7 @@ from torch import nn
 
 from unlearnlib.attacks import BadNets
 from unlearnlib.data import Data
-from unlearnlib.metrics import der, evaluate, per_class_accuracy
+from unlearnlib.metrics import asr_by_position, der, evaluate, per_class_accuracy
 
 
 class Lookup(nn.Module):
@@ -62,3 +62,27 @@ def test_evaluate_restores_training_mode_and_checks_target():
     assert model.training
     with pytest.raises(ValueError, match="target must be"):
         evaluate(model, _data([0, 1], [0, 1]), BadNets((1, 4, 4), size=1), target=5)
+
+
+def test_asr_by_position_maps_where_a_patch_fires_and_where_the_ink_is():
+    """Lookup reads pixel (0, 0): a patch of value 7/9 fires class 7 only when its window covers (0, 0)."""
+    x = torch.zeros(3, 1, 6, 6)
+    x[:, :, 4:, 4:] = 1.0  # "ink" in the bottom-right corner
+    patch = torch.full((1, 2, 2), 7 / 9)
+    asr, ink = asr_by_position(Lookup(), x, patch, 7, stride=1)
+    assert asr.shape == ink.shape == (5, 5)
+    expected = torch.zeros(5, 5)
+    expected[0, 0] = 1.0
+    assert torch.equal(asr, expected)
+    assert ink[4, 4] == 1.0 and ink[3, 3] == 0.25 and ink[0, 0] == 0.0
+    asr2, ink2 = asr_by_position(Lookup(), x, patch, 7, stride=2)  # probes rows and columns 0, 2, 4
+    assert torch.equal(asr2, asr[::2, ::2]) and torch.equal(ink2, ink[::2, ::2])
+
+
+@pytest.mark.parametrize("kwargs, match", [({"patch": torch.ones(1, 7, 7)}, "patch"),
+                                           ({"patch": torch.ones(3, 2, 2)}, "patch"),
+                                           ({"stride": 0}, "stride"), ({"target": 10}, "target")])
+def test_asr_by_position_rejects_bad_input(kwargs, match):
+    args = {"patch": torch.ones(1, 2, 2), "target": 1, "stride": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        asr_by_position(Lookup(), torch.zeros(2, 1, 6, 6), args["patch"], args["target"], stride=args["stride"])

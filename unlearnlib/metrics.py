@@ -14,10 +14,11 @@ All are fractions in [0, 1].
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .attacks import TriggerArg, apply_trigger
-from .checks import check_class, check_classifier
+from .checks import check_class, check_classifier, check_positive_int
 from .data import Data
 from .device import INFERENCE_BATCH, autocast
 
@@ -72,6 +73,32 @@ def per_class_accuracy(model: nn.Module, test: Data) -> torch.Tensor:
 def attack_rate(model: nn.Module, x: torch.Tensor, target: int) -> float:
     """Fraction of ``x`` classified as ``target`` (used with already-triggered inputs)."""
     return float((predict(model, x) == target).float().mean())
+
+
+@torch.no_grad()
+def asr_by_position(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, target: int,
+                    stride: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a patch backdoor fires: ``(asr, ink)``, two maps over the top-left corner of ``patch`` (C, k, k),
+    probed every ``stride`` pixels. ``asr[i, j]``: the fraction of ``x`` (images of classes other than
+    ``target``) that ``model`` sends to ``target`` with the patch pasted there; ``ink[i, j]``: the mean
+    intensity of ``x`` under that window (where the digits are). A backdoor planted at every position has a flat
+    asr map."""
+    if x.dim() != 4 or len(x) == 0 or patch.dim() != 3 or patch.shape[0] != x.shape[1] or patch.shape[1] != \
+            patch.shape[2] or patch.shape[1] > min(x.shape[2:]):
+        raise ValueError(f"x must be a non-empty (N, C, H, W) batch and patch a (C, k, k) square that fits in it, "
+                         f"got x {tuple(x.shape)} and patch {tuple(patch.shape)}")
+    check_positive_int(stride, "stride")
+    check_class(target, int(logits(model, x[:1]).shape[1]), "target")
+    k, (h, w) = patch.shape[1], x.shape[2:]
+    tops, lefts = range(0, h - k + 1, stride), range(0, w - k + 1, stride)
+    rows = []
+    for t in tops:  # one row of positions per batch: every image with the patch at each column
+        batch = x.repeat(len(lefts), 1, 1, 1)
+        for j, left in enumerate(lefts):
+            batch[j * len(x):(j + 1) * len(x), :, t:t + k, left:left + k] = patch.to(x.device, x.dtype)
+        rows.append((predict(model, batch) == target).float().view(len(lefts), len(x)).mean(1))
+    window = F.avg_pool2d(x.float().mean((0, 1))[None, None].cpu(), k, stride=1)[0, 0]
+    return torch.stack(rows), window[::stride, ::stride]
 
 
 def der(before: dict[str, float], after: dict[str, float]) -> float:

@@ -57,3 +57,20 @@ def plot_flow_field(trigger: object, image: torch.Tensor | None = None, step: in
         imshow(axes[0, 2], warped, "warped")
     fig.tight_layout()
     return fig
+
+
+def plot_position_asr(asr: torch.Tensor, ink: torch.Tensor, stride: int) -> Figure:
+    """Beside each other: where the digits are (``ink``, the mean test image under the patch window) and where a
+    random-position backdoor fires (``asr`` in %), both over the patch's top-left corner
+    (:func:`unlearnlib.metrics.asr_by_position`, probed every ``stride`` pixels)."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=(6.8, 3.0))
+    extent = (-0.5 * stride, (asr.shape[1] - 0.5) * stride, (asr.shape[0] - 0.5) * stride, -0.5 * stride)
+    im0 = a0.imshow(ink, cmap="gray", extent=extent)
+    a0.set_title("mean digit under the patch")
+    im1 = a1.imshow(100 * asr, cmap="magma", vmin=0, vmax=100, extent=extent)
+    a1.set_title("asr (%) with the patch there")
+    for ax, im in ((a0, im0), (a1, im1)):
+        ax.set(xlabel="patch column", ylabel="patch row")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
