@@ -75,6 +75,39 @@ def test_tiny_grid_writes_outputs_then_resumes_and_redoes_a_corrupt_cell(tmp_pat
     assert calls == ["none", "finetune"]
 
 
+def test_defense_params_enter_the_cell_key_and_reach_the_defense(tmp_path, monkeypatch):
+    """A variant (``params``) is never served the defaults' cell, and its record says which it ran."""
+    calls = _count_runs(monkeypatch)
+    bench.run_grid(out=tmp_path, **TINY)
+    calls.clear()
+    df = bench.run_grid(out=tmp_path, params={"finetune": {"lr": 5e-4}}, **TINY)
+    assert calls == ["finetune"]  # the none cell is shared; the variant's cell is redone
+    rec = json.loads(bench.cell_path(tmp_path, "badnets", "finetune", 0).read_text())
+    assert rec["cell"]["defense_params"]["lr"] == "0.0005" and rec["info"]["lr"] == 5e-4
+    assert set(df["status"]) == {"ok"}
+    calls.clear()
+    bench.run_grid(out=tmp_path, params={"finetune": {"lr": 5e-4}}, **TINY)
+    assert calls == []  # resumed: the variant's own cell is reused
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"agme": {"mu": 3}}, "params: 'agme' is not a defense of this grid; expected one of: finetune"),
+    ({"finetune": {"momentum": 0.9}}, r"params\['finetune'\]: momentum not parameters of finetune; valid: epochs"),
+    ({"finetune": {"optimizer": "rmsprop"}}, "optimizer"),
+    ({"finetune": 3}, "must map parameter names to values"),
+])
+def test_bad_defense_params_fail_before_any_cell(tmp_path, params, match):
+    with pytest.raises(ValueError, match=match):
+        bench.run_grid(out=tmp_path, params=params, **TINY)
+    assert not (tmp_path / "cells").exists()
+
+
+def test_cli_bench_defense_param_must_name_its_defense(tmp_path, capsys):
+    assert main(["bench", "--defenses", "finetune", "--defense-param", "lr=0.1", "--out", str(tmp_path),
+                 "--no-progress"]) == 2
+    assert "--defense-param must be DEFENSE:KEY=VALUE, got 'lr=0.1'" in capsys.readouterr().err
+
+
 class Boom(Defense):
     name = "boom"
     default_unseen = 10

@@ -28,6 +28,11 @@ def test_run_none_writes_the_json_schema(tmp_path, capsys):
     (["--profile", "huge"], "profile='huge' is not known; expected one of: quick, full"),
     (["--target", "12"], "target must be a class index"),
     (["--poison-ratio", "2"], "poison_ratio must be a number"),
+    (["--defense", "agme-bdk", "--defense-param", "magic=1"],
+     "--defense-param 'magic' is not a parameter of agme-bdk; valid keys: layers, lam, mu"),
+    (["--defense", "agme-bdk", "--defense-param", "mu=much"], "agme-bdk's mu expects a float, like 1.0"),
+    (["--defense", "agme-bdk", "--defense-param", "cascade_agreement=2"], "cascade_agreement"),
+    (["--defense", "finetune", "--defense-param", "epochs"], "--defense-param must be KEY=VALUE, got 'epochs'"),
 ])
 def test_run_bad_arguments_name_the_parameter(argv, match, capsys):
     assert main(["run", "--no-progress", *argv]) == 2
@@ -39,3 +44,14 @@ def test_profiles_are_documented():
         p = get_profile(name)
         assert p.description and p.epochs > 0
     assert get_profile("quick").dataset == "mnist5k"
+
+
+def test_defense_params_are_typed_from_the_whole_constructor_chain():
+    """``agme`` passes ``**kw`` to ``agme-bdk``: its ``lam`` is a parameter too; device/seed/progress are not."""
+    from unlearnlib.cli import parse_defense_params
+
+    assert parse_defense_params("agme", ["lam=2", "layers=fc1", "augment=yes", "nc_steps=5"]) == {
+        "lam": 2.0, "layers": "fc1", "augment": True, "nc_steps": 5}
+    assert parse_defense_params("agme-bdk+repair", ["repair_mu=3", "mu=0.5"]) == {"repair_mu": 3.0, "mu": 0.5}
+    with pytest.raises(ValueError, match="'seed' is not a parameter of finetune"):
+        parse_defense_params("finetune", ["seed=3"])

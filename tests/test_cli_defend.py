@@ -64,8 +64,10 @@ def test_agme_bdk_with_the_trigger_file_removes_the_backdoor(files, tmp_path, ca
 
 def test_finetune_without_a_trigger_reports_accuracy_and_says_why_asr_is_missing(files, tmp_path):
     out, report = tmp_path / "ft.pt", tmp_path / "reports" / "ft-report.json"
-    assert defend(files, out, "--defense", "finetune", "--unseen", "20", "--report", str(report)) == 0
+    assert defend(files, out, "--defense", "finetune", "--unseen", "20", "--report", str(report),
+                  "--defense-param", "epochs=2") == 0
     rec = json.loads(report.read_text())
+    assert rec["defense_params"] == {"epochs": 2} and rec["info"]["epochs"] == 2
     assert set(rec["before"]) == {"acc"} and rec["asr_trigger"] is None and rec["recovered_target"] is None
     assert "asr omitted" in rec["notes"][0] and rec["unseen"] == 20
     assert 0.5 < rec["after"]["acc"] <= 1 and not out.with_suffix(".json").exists()
@@ -124,12 +126,15 @@ def bad(files, tmp_path, scenario):
         "defense": (["--defense", "magic"], "defense='magic' is not known"),
         "report-dir": (["--report", str(files)], "is a folder; give a file path"),
         "target": (["--defense", "agme", "--target", "10"], "target must be a class index in [0, 9]"),
+        "defense-param": (["--defense", "finetune", "--defense-param", "epochs=two"],
+                          "--defense-param epochs='two': finetune's epochs expects a int, like 10"),
+        "defense-value": (["--defense", "finetune", "--defense-param", "optimizer=rmsprop"], "optimizer"),
     }
 
 
 @pytest.mark.parametrize("case", ["arch", "classes", "pickled", "no-file", "one-class", "mixed", "empty",
                                   "no-folder", "no-trigger", "trigger-shape", "no-target", "format", "unseen",
-                                  "defense", "report-dir", "target"])
+                                  "defense", "report-dir", "target", "defense-param", "defense-value"])
 def test_bad_inputs_are_one_error_line_and_write_nothing(files, tmp_path, bad, case, capsys):
     argv, match = bad[case]
     base = {"--model-file": str(files / "ckpt.pt"), "--arch": "cnn", "--dataset": f"folder:{files / 'digits'}",

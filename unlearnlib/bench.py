@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +59,10 @@ def _jsonable(obj: Any) -> Any:
 
 def defense_defaults(defense: str) -> dict[str, str]:
     """The constructor defaults of a registered defense: a cell is redone when they change."""
-    import inspect
+    from .defenses.base import constructor_defaults
 
-    sig = inspect.signature(DEFENSES.get(defense))
-    return {k: repr(p.default) for k, p in sig.parameters.items()
-            if p.default is not inspect.Parameter.empty and k not in ("device", "progress")}
+    return {k: repr(v) for k, v in constructor_defaults(DEFENSES.get(defense)).items()
+            if k not in ("device", "progress")}
 
 
 def default_defenses() -> list[str]:
@@ -101,19 +100,45 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def cell_config(prof: Profile, defense: str, spec: dict[str, Any], *, dataset: str | None, known_target: bool,
-                image_size: int | None) -> dict[str, Any]:
+                image_size: int | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The configuration a cell record must match to be reused: the scenario (a comparison cell's attack, seed,
-    target and ratio, or a spec cell's whole ``scenario``), the defense and its defaults, the package and code."""
+    target and ratio, or a spec cell's whole ``scenario``), the defense and its parameters (its defaults, with the
+    caller's ``params`` over them), the package and code."""
     if spec.get("cell") is None:
         config = {"profile": prof.name, "dataset": dataset, "attack": spec["attack"], "defense": defense,
                   "seed": spec["seed"], "target": spec["target"], "poison_ratio": spec["poison_ratio"]}
     else:
         config = {"profile": prof.name, "dataset": dataset, "scenario": spec, "defense": defense}
-    config.update({"known_target": known_target, "defense_params": defense_defaults(defense),
+    chosen = {**defense_defaults(defense), **{k: repr(v) for k, v in (params or {}).items()}}
+    config.update({"known_target": known_target, "defense_params": chosen,
                    "version": __version__, "code": source_fingerprint()})
     if image_size is not None:
         config["image_size"] = image_size
     return config
+
+
+def check_defense_params(params: Mapping[str, Mapping[str, Any]] | None,
+                         defenses: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``params`` (defense name -> constructor keyword arguments) checked against the grid's ``defenses``: each name
+    must be one of them, each keyword one of its constructor's, each value one it accepts (the constructor's
+    own checks run here, before any cell)."""
+    from .defenses.base import constructor_defaults, get_defense
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, kw in (params or {}).items():
+        if name not in defenses:
+            raise ValueError(f"params: {name!r} is not a defense of this grid; expected one of: "
+                             f"{', '.join(defenses)}")
+        if not isinstance(kw, Mapping):
+            raise ValueError(f"params[{name!r}] must map parameter names to values, got {kw!r}")
+        valid = [k for k in constructor_defaults(DEFENSES.get(name)) if k not in ("device", "seed", "progress")]
+        bad = sorted(set(kw) - set(valid))
+        if bad:
+            raise ValueError(f"params[{name!r}]: {', '.join(bad)} not parameters of {name}; valid: "
+                             f"{', '.join(valid)}")
+        get_defense(name, **kw)
+        out[name] = dict(kw)
+    return out
 
 
 def _read_cell(path: Path, config: dict[str, Any], warn: bool = True) -> dict[str, Any] | None:
@@ -137,7 +162,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
              strict: bool = False, write: bool = True, download: bool | None = None,
              image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None,
-             quiet: bool = False) -> pd.DataFrame:
+             quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
@@ -147,12 +172,16 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     shows its failed cells in its tables).
     ``scenarios``: instead of attacks x seeds, cells that carry their own scenario spec (:func:`check_spec`: model,
     target, poison ratio, attack parameters; the robustness grid's); ``target``/``poison_ratio`` must then be None.
+    ``params``: constructor arguments per defense (``{"agme-bdk": {"layers": "auto"}}``; checked by
+    :func:`check_defense_params`), over the profile's; they enter each cell's key, so a variant is never mixed with
+    the defaults' cells in a resumed folder.
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
     from .experiment import make_scenario, run_defense
 
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
+    chosen = check_defense_params(params, dfs)
     if scenarios is None:
         atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
@@ -174,7 +203,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     for spec, defense in bar:
         attack, seed, name = spec["attack"], spec["seed"], spec["cell"] or f"{spec['attack']}/seed {spec['seed']}"
         bar.set_postfix_str(f"{name}/{defense}")
-        config = cell_config(prof, defense, spec, dataset=dataset, known_target=known_target, image_size=image_size)
+        config = cell_config(prof, defense, spec, dataset=dataset, known_target=known_target, image_size=image_size,
+                             params=chosen.get(defense))
         path = cell_path(out, attack, defense, seed, spec["cell"])
         rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
@@ -186,7 +216,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
             sc = scenarios_built[id(spec)]
             try:
                 rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
-                                  progress=False, shared=shared).record
+                                  progress=False, shared=shared, **chosen.get(defense, {})).record
                 rec["status"] = "ok"
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
                 if strict:
@@ -342,6 +372,9 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
                         "(random target, poison ratio, trigger, architecture, seeds 1000+) x every defense")
     p.add_argument("--cells", type=int, default=None, help="with --grid robustness: how many cells (default 60)")
     p.add_argument("--grid-seed", type=int, default=None, help="with --grid robustness: the sampler's seed (default 0)")
+    p.add_argument("--defense-param", action="append", default=None, metavar="DEFENSE:KEY=VALUE",
+                   help="a constructor parameter of one of the grid's defenses, repeatable (e.g. "
+                        "agme-bdk:layers=auto); typed from its signature, part of each cell's key")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
     p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
     p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
@@ -356,6 +389,20 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
                         "with --layout: default cnn, preact-resnet18-w8")
     p.add_argument("--unseen", type=int, default=None, help="with --scaling: defender samples (default: each "
                    "defense's own)")
+
+
+def parse_grid_params(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """``["agme-bdk:layers=auto", "agme-bdk:mu=3"]`` -> ``{"agme-bdk": {"layers": "auto", "mu": 3.0}}`` (each value
+    typed from its defense's signature: :func:`unlearnlib.cli.parse_defense_params`)."""
+    from .cli import parse_defense_params
+
+    grouped: dict[str, list[str]] = {}
+    for pair in pairs or []:
+        name, sep, rest = pair.partition(":")
+        if not sep or not name.strip() or "=" not in rest:
+            raise ValueError(f"--defense-param must be DEFENSE:KEY=VALUE, got {pair!r}")
+        grouped.setdefault(name.strip(), []).append(rest)
+    return {name: parse_defense_params(name, kv, f"--defense-param {name}:") for name, kv in grouped.items()}
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -389,7 +436,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     df = run_grid(args.profile, args.attacks, args.defenses, args.seeds or [0, 1, 2], args.out,
                   False if args.no_progress else None, dataset=args.dataset, target=args.target,
                   poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
-                  strict=args.strict, download=args.download, image_size=args.image_size)
+                  strict=args.strict, download=args.download, image_size=args.image_size,
+                  params=parse_grid_params(args.defense_param))
     if (df["status"] == "ok").any():
         print(to_markdown(summarise(df)))
     print(f"wrote {args.out}/grid.csv, grid.md, asr_vs_seconds.png, asr_vs_unseen.png and {len(df)} cells")

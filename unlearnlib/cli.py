@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DatasetUnavailable
 from .profiles import PROFILES
-from .registry import ATTACKS, DATASETS
+from .registry import ATTACKS, DATASETS, DEFENSES
 from .zoo import atomic_write_text
 
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
@@ -30,9 +30,9 @@ def format_record(rec: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _parse_value(text: str, default: Any, key: str, attack: str) -> Any:
+def _parse_value(text: str, default: Any, key: str, owner: str, flag: str) -> Any:
     """``text`` typed like the constructor default ``default`` (bool, int, float, str; a comma list for tuples,
-    and for a float default that may also be a per-channel tuple)."""
+    and for a float default that may also be a per-channel tuple); ``None`` defaults keep the text (a layer name)."""
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -45,33 +45,48 @@ def _parse_value(text: str, default: Any, key: str, attack: str) -> Any:
         if isinstance(default, tuple):
             return tuple(type(default[0])(v) if default else float(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"--attack-param {key}={text!r}: {attack}'s {key} expects a {type(default).__name__}, "
+        raise ValueError(f"{flag} {key}={text!r}: {owner}'s {key} expects a {type(default).__name__}, "
                          f"like {default!r}") from None
     if isinstance(default, str) and "," in text and key == "position":
         return tuple(int(v) for v in text.split(","))
     return text
 
 
-def parse_attack_params(attack: str, pairs: Sequence[str] | None) -> dict[str, Any]:
-    """``["size=5", "position=random"]`` -> ``{"size": 5, "position": "random"}``, typed from the registered
-    attack's constructor defaults; an unknown key or a malformed pair raises, listing the valid keys. The
-    constructor itself then validates the values."""
-    import inspect
-
-    sig = inspect.signature(ATTACKS.get(attack))
-    valid = {k: p.default for k, p in sig.parameters.items()
-             if k != "image_shape" and p.default is not inspect.Parameter.empty}
+def parse_params(valid: dict[str, Any], owner: str, pairs: Sequence[str] | None, flag: str) -> dict[str, Any]:
+    """``["size=5", "position=random"]`` -> ``{"size": 5, "position": "random"}``, typed from ``valid`` (the
+    constructor keywords and defaults of ``owner``, a registered attack or defense); an unknown key or a malformed
+    pair raises naming ``flag`` and listing the valid keys. The constructor itself then validates the values."""
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--attack-param must be KEY=VALUE, got {pair!r}")
+            raise ValueError(f"{flag} must be KEY=VALUE, got {pair!r}")
         if key not in valid:
-            raise ValueError(f"--attack-param {key!r} is not a parameter of {attack}; valid keys: "
-                             f"{', '.join(valid)}")
-        out[key] = _parse_value(text.strip(), valid[key], key, attack)
+            raise ValueError(f"{flag} {key!r} is not a parameter of {owner}; valid keys: {', '.join(valid)}")
+        out[key] = _parse_value(text.strip(), valid[key], key, owner, flag)
     return out
+
+
+def parse_attack_params(attack: str, pairs: Sequence[str] | None) -> dict[str, Any]:
+    """``--attack-param`` pairs for a registered attack (:func:`parse_params`)."""
+    import inspect
+
+    sig = inspect.signature(ATTACKS.get(attack))
+    valid = {k: p.default for k, p in sig.parameters.items()
+             if k != "image_shape" and p.default is not inspect.Parameter.empty}
+    return parse_params(valid, attack, pairs, "--attack-param")
+
+
+def parse_defense_params(defense: str, pairs: Sequence[str] | None, flag: str = "--defense-param") -> dict[str, Any]:
+    """``--defense-param`` pairs for a registered defense (:func:`parse_params`, keywords from
+    :func:`~unlearnlib.defenses.base.constructor_defaults`; not ``device``, ``seed``, ``progress``: the command
+    sets those)."""
+    from .defenses.base import constructor_defaults
+
+    valid = {k: v for k, v in constructor_defaults(DEFENSES.get(defense)).items()
+             if k not in ("device", "seed", "progress")}
+    return parse_params(valid, defense, pairs, flag)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -97,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--attack-param", action="append", default=None, metavar="KEY=VALUE",
                      help="an attack constructor parameter, repeatable (e.g. size=5, position=random); typed from "
                           "the attack's signature, part of the model cache key")
+    run.add_argument("--defense-param", action="append", default=None, metavar="KEY=VALUE",
+                     help="a defense constructor parameter, repeatable (e.g. layers=auto, mu=3); typed from the "
+                          "defense's signature")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--unseen", type=int, default=None, help="defender samples used (default: the defense's)")
     run.add_argument("--known-target", action="store_true",
@@ -114,14 +132,15 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     from .defenses import get_defense  # registers the defenses
     from .experiment import make_scenario, run_defense
 
-    get_defense(args.defense)  # fail fast on an unknown name, before any training
+    defense_params = parse_defense_params(args.defense, args.defense_param)
+    get_defense(args.defense, **defense_params)  # fail fast on an unknown name or a bad value, before any training
     attack_params = parse_attack_params(args.attack, args.attack_param)
     progress = False if args.no_progress else None
     sc = make_scenario(args.profile, args.attack, args.seed, dataset=args.dataset, target=args.target,
                        poison_ratio=args.poison_ratio, attack_params=attack_params, device=args.device,
                        progress=progress, download=args.download, image_size=args.image_size)
     rec = run_defense(sc, args.defense, args.unseen, target=sc.target if args.known_target else None,
-                      device=args.device, progress=progress).record
+                      device=args.device, progress=progress, **defense_params).record
     print(format_record(rec))
     if args.out is not None:
         atomic_write_text(args.out, json.dumps(rec, indent=2, default=float))

@@ -70,9 +70,12 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
                       unseen: int | None = None, *, out: str | Path, report: str | Path | None = None,
                       trigger_file: str | Path | None = None, target: int | None = None,
                       image_size: int | None = None, seed: int = 0, device: str | torch.device = "auto",
-                      progress: bool | None = None, download: bool = False) -> dict[str, Any]:
+                      progress: bool | None = None, download: bool = False,
+                      params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Defend the checkpoint, write the defended weights to ``out`` (same format) and the report to ``report``
-    (default: ``out`` with ``.json``); return the report. Every input is checked before anything is written."""
+    (default: ``out`` with ``.json``); return the report. ``params``: the defense's constructor arguments (e.g.
+    ``{"layers": "fc"}`` to name the edited layer of your model). Every input is checked before anything is
+    written."""
     from .defenses import get_defense  # registers the defenses
     from .experiment import apply_defense
 
@@ -88,7 +91,8 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
     if trigger_file is not None and target is None and not cls.recovers_trigger:
         raise ValueError(f"target (--target) is required with trigger_file for defense={defense!r}: it does not "
                          "search for the target class, and asr is measured into it")
-    get_defense(defense)  # the defense's own parameter checks, before any loading
+    params = dict(params or {})
+    get_defense(defense, **params)  # the defense's own parameter checks, before any loading
     dev = resolve_device(device)
     folder = dataset.startswith("folder:")
     split = load_dataset(dataset, seed=seed, download=download, image_size=image_size,
@@ -99,7 +103,7 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
     model = load_weights(build_model(arch, c, split.num_classes, h), model_file, "model_file", arch).to(dev).eval()
     given = load_trigger(trigger_file, (c, h, h), "trigger_file") if trigger_file is not None else None
     out_run = apply_defense(model, defense, split.defender, unseen, trigger=given, target=target,
-                            num_classes=split.num_classes, seed=seed, device=dev, progress=progress)
+                            num_classes=split.num_classes, seed=seed, device=dev, progress=progress, **params)
     notes = []
     if given is not None:
         trigger, kind, asr_target = given, "given", target if target is not None else out_run.target
@@ -116,7 +120,8 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
     before, after = measure(model, test, trigger, asr_target), measure(out_run.model, test, trigger, asr_target)
     rec: dict[str, Any] = {
         "model_file": str(model_file), "arch": arch, "dataset": dataset, "classes": list(split.class_names),
-        "image_shape": [c, h, h], "defense": defense, "unseen": out_run.unseen, "test_images": len(test),
+        "image_shape": [c, h, h], "defense": defense, "defense_params": params, "unseen": out_run.unseen,
+        "test_images": len(test),
         "defender_pool": len(split.defender), "seed": seed, "target": target,
         "recovered_target": out_run.target, "asr_trigger": kind, "asr_target": asr_target,
         "before": before, "after": after, "defense_seconds": out_run.seconds, "notes": notes,
@@ -154,6 +159,9 @@ def add_defend_parser(sub: Any) -> None:
     p.add_argument("--dataset", required=True,
                    help="folder:PATH (one sub-folder of images per class), or a registered dataset")
     p.add_argument("--defense", default="agme", help="a defense name; an unknown name lists the valid ones")
+    p.add_argument("--defense-param", action="append", default=None, metavar="KEY=VALUE",
+                   help="a defense constructor parameter, repeatable (e.g. layers=fc to name your model's edited "
+                        "layer); typed from the defense's signature")
     p.add_argument("--unseen", type=int, default=None, help="defender images the defense uses (default: its own)")
     p.add_argument("--out", type=Path, required=True, help="where the defended weights go (same format as the input)")
     p.add_argument("--report", type=Path, default=None, help="the JSON report (default: --out with .json)")
@@ -169,10 +177,13 @@ def add_defend_parser(sub: Any) -> None:
 
 
 def cmd_defend(args: argparse.Namespace) -> dict[str, Any]:
+    from .cli import parse_defense_params
+
+    params = parse_defense_params(args.defense, args.defense_param)
     rec = defend_checkpoint(args.model_file, args.arch, args.dataset, args.defense, args.unseen, out=args.out,
                             report=args.report, trigger_file=args.trigger_file, target=args.target,
                             image_size=args.image_size, seed=args.seed, device=args.device,
-                            progress=False if args.no_progress else None, download=args.download)
+                            progress=False if args.no_progress else None, download=args.download, params=params)
     print(format_report(rec))
     print(f"wrote {args.out} and {args.report or args.out.with_suffix('.json')}")
     return rec

@@ -7,6 +7,7 @@ an ``info`` dict of whatever it found (recovered target, per-class scores, timin
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -86,6 +87,24 @@ class NoDefense(Defense):
 
     def run(self, model, defender, *, trigger, target, num_classes):  # noqa: D102
         return DefenseResult(model, {})
+
+
+def constructor_defaults(cls: type) -> dict[str, Any]:
+    """Every keyword a defense class accepts, with its default: its own signature, and where that ends in
+    ``**kw`` the keywords of the base classes it passes them to (``agme`` takes ``agme-bdk``'s ``lam``). A class
+    with an explicit ``__signature__`` (the ``+repair`` compositions) is taken at its word."""
+    own = cls.__dict__.get("__signature__")
+    klasses = [cls] if own is not None else [k for k in cls.__mro__ if "__init__" in vars(k)]
+    out: dict[str, Any] = {}
+    for klass in klasses:
+        sig = own if own is not None else inspect.signature(klass.__init__)  # type: ignore[misc]
+        params = [p for p in sig.parameters.values() if p.name != "self"]
+        for p in params:
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in out:
+                out[p.name] = p.default if p.default is not p.empty else None
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return out
 
 
 def get_defense(name: str, **params: Any) -> Defense:
