@@ -122,7 +122,7 @@ def check_defense_params(params: Mapping[str, Mapping[str, Any]] | None,
     """``params`` (defense name -> constructor keyword arguments) checked against the grid's ``defenses``: each name
     must be one of them, each keyword one of its constructor's, each value one it accepts (the constructor's
     own checks run here, before any cell)."""
-    from .defenses.base import constructor_defaults, get_defense
+    from .defenses.base import get_defense, settable_params
 
     out: dict[str, dict[str, Any]] = {}
     for name, kw in (params or {}).items():
@@ -131,7 +131,7 @@ def check_defense_params(params: Mapping[str, Mapping[str, Any]] | None,
                              f"{', '.join(defenses)}")
         if not isinstance(kw, Mapping):
             raise ValueError(f"params[{name!r}] must map parameter names to values, got {kw!r}")
-        valid = [k for k in constructor_defaults(DEFENSES.get(name)) if k not in ("device", "seed", "progress")]
+        valid = list(settable_params(name))
         bad = sorted(set(kw) - set(valid))
         if bad:
             raise ValueError(f"params[{name!r}]: {', '.join(bad)} not parameters of {name}; valid: "

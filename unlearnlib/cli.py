@@ -14,7 +14,7 @@ from typing import Any
 
 from .data import DatasetUnavailable
 from .profiles import PROFILES
-from .registry import ATTACKS, DATASETS, DEFENSES
+from .registry import ATTACKS, DATASETS
 from .zoo import atomic_write_text
 
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
@@ -80,13 +80,10 @@ def parse_attack_params(attack: str, pairs: Sequence[str] | None) -> dict[str, A
 
 def parse_defense_params(defense: str, pairs: Sequence[str] | None, flag: str = "--defense-param") -> dict[str, Any]:
     """``--defense-param`` pairs for a registered defense (:func:`parse_params`, keywords from
-    :func:`~unlearnlib.defenses.base.constructor_defaults`; not ``device``, ``seed``, ``progress``: the command
-    sets those)."""
-    from .defenses.base import constructor_defaults
+    :func:`~unlearnlib.defenses.base.settable_params`)."""
+    from .defenses.base import settable_params
 
-    valid = {k: v for k, v in constructor_defaults(DEFENSES.get(defense)).items()
-             if k not in ("device", "seed", "progress")}
-    return parse_params(valid, defense, pairs, flag)
+    return parse_params(settable_params(defense), defense, pairs, flag)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -121,8 +121,7 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
     rec: dict[str, Any] = {
         "model_file": str(model_file), "arch": arch, "dataset": dataset, "classes": list(split.class_names),
         "image_shape": [c, h, h], "defense": defense, "defense_params": params, "unseen": out_run.unseen,
-        "test_images": len(test),
-        "defender_pool": len(split.defender), "seed": seed, "target": target,
+        "test_images": len(test), "defender_pool": len(split.defender), "seed": seed, "target": target,
         "recovered_target": out_run.target, "asr_trigger": kind, "asr_target": asr_target,
         "before": before, "after": after, "defense_seconds": out_run.seconds, "notes": notes,
         "out": str(out), "info": out_run.info,

@@ -21,6 +21,7 @@ from .attacks import TriggerArg, apply_trigger
 from .checks import check_class, check_classifier, check_positive_int
 from .data import Data
 from .device import INFERENCE_BATCH, autocast
+from .recover.generated import paste  # Π: the one patch pasting (recovered triggers use it too)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -90,13 +91,13 @@ def asr_by_position(model: nn.Module, x: torch.Tensor, patch: torch.Tensor, targ
     check_positive_int(stride, "stride")
     check_class(target, int(logits(model, x[:1]).shape[1]), "target")
     k, (h, w) = patch.shape[1], x.shape[2:]
-    tops, lefts = range(0, h - k + 1, stride), range(0, w - k + 1, stride)
+    lefts = torch.arange(0, w - k + 1, stride)
+    cols = lefts.repeat_interleave(len(x))  # one row of positions per batch: every image at every column
+    batch, patches = x.repeat(len(lefts), 1, 1, 1), patch.to(x.device, x.dtype).expand(len(cols), -1, -1, -1)
     rows = []
-    for t in tops:  # one row of positions per batch: every image with the patch at each column
-        batch = x.repeat(len(lefts), 1, 1, 1)
-        for j, left in enumerate(lefts):
-            batch[j * len(x):(j + 1) * len(x), :, t:t + k, left:left + k] = patch.to(x.device, x.dtype)
-        rows.append((predict(model, batch) == target).float().view(len(lefts), len(x)).mean(1))
+    for t in range(0, h - k + 1, stride):
+        pred = predict(model, paste(batch, patches, torch.full_like(cols, t), cols))
+        rows.append((pred == target).float().view(len(lefts), len(x)).mean(1))
     window = F.avg_pool2d(x.float().mean((0, 1))[None, None].cpu(), k, stride=1)[0, 0]
     return torch.stack(rows), window[::stride, ::stride]
 

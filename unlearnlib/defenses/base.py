@@ -107,6 +107,13 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
     return out
 
 
+def settable_params(name: str) -> dict[str, Any]:
+    """The keywords a caller may set on the registered defense ``name``, with their defaults:
+    :func:`constructor_defaults` without ``device``, ``seed`` and ``progress`` (the command or grid sets those)."""
+    return {k: v for k, v in constructor_defaults(DEFENSES.get(name)).items()
+            if k not in ("device", "seed", "progress")}
+
+
 def get_defense(name: str, **params: Any) -> Defense:
     """Instantiate a registered defense by name; unknown names list the valid ones."""
     return DEFENSES.get(name)(**params)
