@@ -90,6 +90,38 @@ def test_defense_params_enter_the_cell_key_and_reach_the_defense(tmp_path, monke
     assert calls == []  # resumed: the variant's own cell is reused
 
 
+def test_unseen_enters_the_cell_key_and_reaches_every_defense(tmp_path, monkeypatch):
+    """``unseen`` overrides each defense's own sample count; its cells are never the defaults' cells."""
+    calls = _count_runs(monkeypatch)
+    bench.run_grid(out=tmp_path, **TINY)
+    rec = json.loads(bench.cell_path(tmp_path, "badnets", "finetune", 0).read_text())
+    assert rec["cell"]["unseen"] is None and rec["unseen"] == DEFENSES.get("finetune").default_unseen != 20
+    calls.clear()
+    df = bench.run_grid(out=tmp_path, unseen=20, **TINY)
+    assert calls == ["finetune"]  # the none cell does not depend on it and is reused
+    rec = json.loads(bench.cell_path(tmp_path, "badnets", "finetune", 0).read_text())
+    assert rec["cell"]["unseen"] == 20 and rec["unseen"] == 20
+    assert df.loc[df["defense"] == "finetune", "unseen"].tolist() == [20]
+    with pytest.raises(ValueError, match="unseen must be None .each defense's own. or an integer >= 1, got 0"):
+        bench.run_grid(out=tmp_path, unseen=0, **TINY)
+
+
+def test_cli_bench_unseen_reaches_the_robustness_grid(tmp_path, monkeypatch, capsys):
+    from unlearnlib import robustness
+
+    seen = {}
+
+    def fake(cells, out, **kw):
+        seen.update(kw)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(robustness, "run_robustness", fake)
+    assert main(["bench", "--grid", "robustness", "--unseen", "200", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert seen["unseen"] == 200 and "stop here" in capsys.readouterr().err
+    assert main(["bench", "--grid", "robustness", "--unseen", "0", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "--unseen must be an integer >= 1 (defender samples per defense), got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("params, match", [
     ({"agme": {"mu": 3}}, "params: 'agme' is not a defense of this grid; expected one of: finetune"),
     ({"finetune": {"momentum": 0.9}}, r"params\['finetune'\]: momentum not parameters of finetune; valid: epochs"),

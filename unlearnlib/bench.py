@@ -10,15 +10,15 @@ and traceback, printed at once and listed at the end; the grid goes on (``strict
 
 ``--grid robustness`` runs the held-out robustness grid of :mod:`unlearnlib.robustness` through the same runner:
 cells that carry their own scenario spec (``run_grid(scenarios=...)``), stored as ``cells/<cell>__<defense>.json``.
+The command line (``bench``'s flags) is :mod:`unlearnlib.bench_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,17 +100,19 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def cell_config(prof: Profile, defense: str, spec: dict[str, Any], *, dataset: str | None, known_target: bool,
-                image_size: int | None, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                image_size: int | None, params: Mapping[str, Any] | None = None,
+                unseen: int | None = None) -> dict[str, Any]:
     """The configuration a cell record must match to be reused: the scenario (a comparison cell's attack, seed,
     target and ratio, or a spec cell's whole ``scenario``), the defense and its parameters (its defaults, with the
-    caller's ``params`` over them), the package and code."""
+    caller's ``params`` over them), the defender samples (``unseen``; None: the defense's own), the package and
+    code."""
     if spec.get("cell") is None:
         config = {"profile": prof.name, "dataset": dataset, "attack": spec["attack"], "defense": defense,
                   "seed": spec["seed"], "target": spec["target"], "poison_ratio": spec["poison_ratio"]}
     else:
         config = {"profile": prof.name, "dataset": dataset, "scenario": spec, "defense": defense}
     chosen = {**defense_defaults(defense), **{k: repr(v) for k, v in (params or {}).items()}}
-    config.update({"known_target": known_target, "defense_params": chosen,
+    config.update({"known_target": known_target, "defense_params": chosen, "unseen": unseen,
                    "version": __version__, "code": source_fingerprint()})
     if image_size is not None:
         config["image_size"] = image_size
@@ -162,7 +164,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              poison_ratio: float | None = None, known_target: bool = False, device: str = "auto",
              strict: bool = False, write: bool = True, download: bool | None = None,
              image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None,
-             quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+             quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None,
+             unseen: int | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
@@ -175,6 +178,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     ``params``: constructor arguments per defense (``{"agme-bdk": {"layers": "auto"}}``; checked by
     :func:`check_defense_params`), over the profile's; they enter each cell's key, so a variant is never mixed with
     the defaults' cells in a resumed folder.
+    ``unseen``: defender samples for every defense (default: each defense's ``default_unseen``); part of the cell's
+    key too.
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
     from .experiment import make_scenario, run_defense
@@ -182,6 +187,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
     chosen = check_defense_params(params, dfs)
+    if unseen is not None and (isinstance(unseen, bool) or not isinstance(unseen, int) or unseen < 1):
+        raise ValueError(f"unseen must be None (each defense's own) or an integer >= 1, got {unseen!r}")
     if scenarios is None:
         atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
@@ -204,7 +211,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         attack, seed, name = spec["attack"], spec["seed"], spec["cell"] or f"{spec['attack']}/seed {spec['seed']}"
         bar.set_postfix_str(f"{name}/{defense}")
         config = cell_config(prof, defense, spec, dataset=dataset, known_target=known_target, image_size=image_size,
-                             params=chosen.get(defense))
+                             params=chosen.get(defense), unseen=None if defense == "none" else unseen)
         path = cell_path(out, attack, defense, seed, spec["cell"])
         rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
@@ -215,7 +222,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
                     progress=False, download=download, image_size=image_size)}
             sc = scenarios_built[id(spec)]
             try:
-                rec = run_defense(sc, defense, target=sc.target if known_target else None, device=device,
+                rec = run_defense(sc, defense, unseen, target=sc.target if known_target else None, device=device,
                                   progress=False, shared=shared, **chosen.get(defense, {})).record
                 rec["status"] = "ok"
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
@@ -358,90 +365,3 @@ def write_outputs(df: pd.DataFrame, out: str | Path) -> None:
         summary = summarise(df)
         atomic_write_text(out / "grid.md", to_markdown(summary))
         save_plots(summary, out)
-
-
-def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    p = sub.add_parser("bench", help="the benchmark grid: attacks x defenses x seeds (resumable)")
-    add_common(p)
-    p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
-    p.add_argument("--defenses", nargs="+", default=None,
-                   help="default: every registered defense except 'none' and the '+repair' compositions")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (comparison grid only)")
-    p.add_argument("--grid", choices=GRIDS, default="comparison",
-                   help="comparison: attacks x defenses x seeds (the default); robustness: --cells held-out scenarios "
-                        "(random target, poison ratio, trigger, architecture, seeds 1000+) x every defense")
-    p.add_argument("--cells", type=int, default=None, help="with --grid robustness: how many cells (default 60)")
-    p.add_argument("--grid-seed", type=int, default=None, help="with --grid robustness: the sampler's seed (default 0)")
-    p.add_argument("--defense-param", action="append", default=None, metavar="DEFENSE:KEY=VALUE",
-                   help="a constructor parameter of one of the grid's defenses, repeatable (e.g. "
-                        "agme-bdk:layers=auto); typed from its signature, part of each cell's key")
-    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
-    p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
-    p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
-    p.add_argument("--scaling", action="store_true",
-                   help="instead of the grid: seconds, peak memory and edit solve per defense and model size "
-                        "(random weights; writes scaling.csv/.md to --out)")
-    p.add_argument("--layout", action="store_true",
-                   help="instead of the grid: milliseconds of a training step, a gradient to the input and a forward "
-                        "with the weights in NCHW and in channels-last layout (writes layout.csv/.md to --out)")
-    p.add_argument("--models", nargs="+", default=None,
-                   help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18); "
-                        "with --layout: default cnn, preact-resnet18-w8")
-    p.add_argument("--unseen", type=int, default=None, help="with --scaling: defender samples (default: each "
-                   "defense's own)")
-
-
-def parse_grid_params(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
-    """``["agme-bdk:layers=auto", "agme-bdk:mu=3"]`` -> ``{"agme-bdk": {"layers": "auto", "mu": 3.0}}`` (each value
-    typed from its defense's signature: :func:`unlearnlib.cli.parse_defense_params`)."""
-    from .cli import parse_defense_params
-
-    grouped: dict[str, list[str]] = {}
-    for pair in pairs or []:
-        name, sep, rest = pair.partition(":")
-        if not sep or not name.strip() or "=" not in rest:
-            raise ValueError(f"--defense-param must be DEFENSE:KEY=VALUE, got {pair!r}")
-        grouped.setdefault(name.strip(), []).append(rest)
-    return {name: parse_defense_params(name, kv, f"--defense-param {name}:") for name, kv in grouped.items()}
-
-
-def cmd_bench(args: argparse.Namespace) -> None:
-    if args.layout:
-        from . import layout
-
-        ldf = layout.run_layout(args.models, device=args.device)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "layout.csv", ldf.to_csv(index=False))
-        atomic_write_text(out / "layout.md", layout.to_markdown(ldf))
-        print(layout.to_markdown(ldf))
-        print(f"wrote {out}/layout.csv and layout.md")
-        return
-    if args.scaling:
-        from . import scaling
-
-        sdf = scaling.run_scaling(args.models, args.defenses, args.unseen, out=args.out, device=args.device,
-                                  progress=False if args.no_progress else None)
-        print(scaling.to_markdown(sdf))
-        print(f"wrote {args.out}/scaling.csv and scaling.md")
-        return
-    if args.grid == "robustness":
-        from .robustness import cmd_robustness
-
-        cmd_robustness(args)
-        return
-    for flag, value in (("--cells", args.cells), ("--grid-seed", args.grid_seed)):
-        if value is not None:
-            raise ValueError(f"{flag} applies only to --grid robustness (the comparison grid takes --attacks/--seeds)")
-    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds or [0, 1, 2], args.out,
-                  False if args.no_progress else None, dataset=args.dataset, target=args.target,
-                  poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
-                  strict=args.strict, download=args.download, image_size=args.image_size,
-                  params=parse_grid_params(args.defense_param))
-    if (df["status"] == "ok").any():
-        print(to_markdown(summarise(df)))
-    print(f"wrote {args.out}/grid.csv, grid.md, asr_vs_seconds.png, asr_vs_unseen.png and {len(df)} cells")
-    n_failed = int((df["status"] == "failed").sum())
-    if n_failed:
-        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/grid.csv")
-

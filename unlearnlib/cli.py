@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--known-target", action="store_true",
                      help="give the defense the attack's target instead of letting it search")
     run.add_argument("--out", type=Path, default=None, help="write the JSON record here")
-    from .bench import add_bench_parser
+    from .bench_cli import add_bench_parser
     from .defend import add_defend_parser
 
     add_bench_parser(sub, _add_common)
@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             cmd_defend(args)
         else:
-            from .bench import cmd_bench
+            from .bench_cli import cmd_bench
 
             cmd_bench(args)
     except (ValueError, TypeError, DatasetUnavailable, OSError) as exc:  # OSError: an output that cannot be written

@@ -27,7 +27,6 @@ success rate per architecture and per attack; the worst cells) and ``robustness.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -236,42 +235,18 @@ def write_outputs(df: pd.DataFrame, out: str | Path) -> None:
 def run_robustness(cells: int = 60, out: str | Path = "results/robustness", *, grid_seed: int = 0,
                    profile: str = "quick", defenses: Sequence[str] | None = None, device: str = "auto",
                    progress: bool | None = None, strict: bool = False, write: bool = True,
-                   quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+                   quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None,
+                   unseen: int | None = None) -> pd.DataFrame:
     """Run (or resume) the robustness grid through :func:`unlearnlib.bench.run_grid`; return its rows with
     ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``. ``quiet``: no report of failed cells on
-    stderr; ``params``: constructor arguments per defense, to judge a variant on the grid (both:
+    stderr; ``params``: constructor arguments per defense, to judge a variant on the grid; ``unseen``: defender
+    samples for every defense instead of each one's default (all three:
     :func:`unlearnlib.bench.run_grid`)."""
     from .bench import run_grid
 
     specs = sample_cells(cells, grid_seed)
     df = run_grid(profile, None, defenses, out=out, progress=progress, device=device, strict=strict, write=False,
-                  scenarios=specs, quiet=quiet, params=params)
+                  scenarios=specs, quiet=quiet, params=params, unseen=unseen)
     if write:
         write_outputs(df, out)
     return judged(df)
-
-
-def cmd_robustness(args: argparse.Namespace) -> None:
-    """``bench --grid robustness``: the held-out grid of :mod:`unlearnlib.robustness`."""
-    from .bench import parse_grid_params
-
-    given = {"--attacks": args.attacks, "--seeds": args.seeds, "--target": args.target,
-             "--poison-ratio": args.poison_ratio, "--scaling": args.scaling or None, "--dataset": args.dataset,
-             "--image-size": args.image_size, "--known-target": args.known_target or None}
-    bad = [flag for flag, v in given.items() if v is not None]
-    if bad:
-        raise ValueError(f"{', '.join(bad)}: not valid with --grid robustness (each cell draws its own scenario; "
-                         "use --cells, --grid-seed, --defenses, --profile)")
-    cells = 60 if args.cells is None else args.cells
-    if cells < 1:
-        raise ValueError(f"--cells must be an integer >= 1, got {cells}")
-    df = run_robustness(cells, args.out, grid_seed=0 if args.grid_seed is None else args.grid_seed,
-                        profile=args.profile, defenses=args.defenses, device=args.device,
-                        progress=False if args.no_progress else None, strict=args.strict,
-                        params=parse_grid_params(args.defense_param))
-    if (df["status"] == "ok").any():
-        print(to_markdown(df))
-    print(f"wrote {args.out}/robustness.csv, robustness.md, robustness.png and {len(df)} cells")
-    n_failed = int((df["status"] == "failed").sum())
-    if n_failed:
-        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {args.out}/robustness.csv")
