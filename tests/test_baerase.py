@@ -80,8 +80,8 @@ def test_sweep_rejects_a_bad_fraction():
 
 
 def test_patch_larger_than_image_raises():
-    with pytest.raises(ValueError, match="patch_size"):
-        BAErase(**{**TINY, "patch_size": 13})(tiny_model(), tiny_data(), target=0, num_classes=3)
+    with pytest.raises(ValueError, match="patch_sizes=.3, 13.: 13 is larger than the 12-pixel images"):
+        BAErase(**{**TINY, "patch_sizes": (3, 13)})(tiny_model(), tiny_data(), target=0, num_classes=3)
 
 
 def test_bad_defender_sets_raise():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from unlearnlib.recover.target_search import PATCH_SIZES
+
 
 def test_ch02_target_found_and_triggers_transfer(glue):
     g = glue("02_trigger_recovery")
     assert g["ch02_found_target"] == g["ch02_true_target"]
     assert g["ch02_anomaly"] > 2.0
     assert g["ch02_unseen"] <= 175
+    assert g["ch02_patch_sizes"] == ", then ".join(f"{k}×{k}" for k in PATCH_SIZES)  # the prose names the search's
     assert g["ch02_transfer_backdoored"] >= 50.0 > g["ch02_transfer_clean"] + 40.0
 
 

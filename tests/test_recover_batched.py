@@ -91,7 +91,7 @@ def test_batched_search_matches_the_per_class_reference():
     model, data = backdoored_tiny()
     train, heldout = data.split(36, 0)
     kw = dict(hidden=16, lr=1e-2, batch_size=8)
-    res = search_target(model, train, heldout, 3, kinds=("patch",), steps=6, patch_size=2, seed=4, progress=False,
+    res = search_target(model, train, heldout, 3, kinds=("patch",), steps=6, patch_sizes=(2,), seed=4, progress=False,
                         **kw)
     ref_scores = []
     for c in range(3):  # the reference: one class at a time, as the search did before it was batched
@@ -143,7 +143,7 @@ def test_bad_jobs_name_the_parameter():
 def test_shared_recovery_is_computed_once_and_credited():
     model, data = backdoored_tiny()
     train, heldout = data.split(36, 0)
-    kw = dict(kinds=("patch",), patch_size=2, hidden=8, gen_steps=2, search_steps=2, gen_batch_size=8,
+    kw = dict(kinds=("patch",), patch_sizes=(2,), hidden=8, gen_steps=2, search_steps=2, gen_batch_size=8,
               search_batch_size=8, seed=1, progress=False)
     memo = RecoveryMemo()
     with sharing(memo):

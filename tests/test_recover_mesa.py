@@ -125,4 +125,49 @@ def test_target_search_returns_per_class_scores():
     assert len(res.scores) == 3 and len(res.anomaly) == 3 and 0 <= res.target < 3
     assert all(0.0 <= s <= 1.0 for s in res.scores)
     info = res.info()
-    assert isinstance(info["scores"][0], float) and set(info["all_scores"]) <= {"patch", "blend"}
+    assert isinstance(info["scores"][0], float) and set(info["all_scores"]) <= {"patch 3", "patch 6", "blend"}
+
+
+def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_keeps_its_size(monkeypatch):
+    """The defender does not know the trigger's size: 3x3 finds nothing here, 6x6 names class 2, the blend is never
+    trained, and the final patch generator is 6x6 (the control flow, with the generators faked)."""
+    from unlearnlib.recover import target_search as ts
+
+    trained: list[tuple[int | None, ...]] = []
+    scores = {3: [0.0, 0.0, 0.0], 6: [0.0, 0.05, 0.9], None: [0.5, 0.0, 0.0]}
+
+    def fake_train(model, x, jobs, **kw):
+        trained.append(tuple(j.patch_size for j in jobs))
+        return [(("trig", j.patch_size, j.target), {}) for j in jobs]
+
+    def fake_rates(model, triggers, heldout, targets, draws=1):
+        return [scores[t[1]][t[2]] if len(set(targets)) > 1 else (0.9 if t[1] == 6 else 0.2) for t in triggers]
+
+    monkeypatch.setattr(ts, "train_generators", fake_train)
+    monkeypatch.setattr(ts, "proxy_rates", fake_rates)
+    data = tiny_data()
+    res = ts.search_target(tiny_model(), data, data, 3, patch_sizes=(3, 6), progress=False)
+    assert (res.target, res.kind, res.patch_size, res.outlier) == (2, "patch", 6, True)
+    assert trained == [(3, 3, 3), (6, 6, 6)] and list(res.info()["all_scores"]) == ["patch 3", "patch 6"]
+    trained.clear()
+    rec = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6)})
+    assert (rec.target, rec.kind, rec.patch_size) == (2, "patch", 6)
+    assert trained[-1] == (6, None)  # the finals: a patch at the size the search decided on, and a blend
+    assert rec.info()["trigger_patch_size"] == 6 and rec.info()["search_patch_size"] == 6
+    trained.clear()
+    given = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "patch_sizes": (3, 6)})
+    assert trained == [(3, None)] and given.search is None  # target given: no search, the first size
+
+
+RECOVER_KW = dict(kinds=("patch", "blend"), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3, gen_steps=1,
+                  gen_batch_size=4, search_steps=1, search_batch_size=4, max_blend=0.3, threshold=2.0,
+                  position_stride=2, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("sizes, message", [((), "non-empty tuple"), ((3, 3), "distinct"), ((0,), ">= 1"),
+                                            ((3, 13), "13 is larger than the 12-pixel images")])
+def test_bad_patch_sizes_name_the_parameter(sizes, message):
+    data = tiny_data()
+    with pytest.raises(ValueError, match=f"patch_sizes.*{message}"):
+        search_target(tiny_model(), data, data, 3, patch_sizes=sizes, steps=1, batch_size=4, hidden=8,
+                      progress=False)

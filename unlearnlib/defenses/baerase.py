@@ -58,7 +58,7 @@ from ..checks import (
 from ..data import Data
 from ..device import autocast, channels_last, cpu_threads, progress_enabled
 from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
-from ..recover.target_search import KINDS, Recovery, recover
+from ..recover.target_search import KINDS, PATCH_SIZES, Recovery, check_patch_sizes, recover
 from ..registry import DEFENSES
 from ..train import DivergenceError, descend
 from .base import Defense, DefenseResult
@@ -212,7 +212,9 @@ class BAErase(Defense):
     Paper-code defaults unless marked *[ours]* in the module docstring: ``alpha`` (clean-loss weight; paper 100,
     ours 10), ``lam`` (L1 pull to the original weights, 1e-6), ``momentum`` 0.9, ``epochs`` ≤ 10 (ours: 20),
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
-    ``gen_batch_size`` 128, ``patch_size`` 3. ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
+    ``gen_batch_size`` 128; ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target search tries in turn
+    (:mod:`unlearnlib.recover.target_search`; the paper's code is given the target and a 3x3 patch). ``kinds``
+    lists trigger kinds to try (``"patch"``, ``"blend"``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
@@ -226,7 +228,8 @@ class BAErase(Defense):
     def __init__(self, *, alpha: float = 10.0, lam: float = 1e-6, lr: float = 1e-3, momentum: float = 0.9,
                  epochs: int = 20, batch_size: int = 32, ascent_bound: float | None = 5.0, stop_live: float = 0.01,
                  kl_stop: float = 0.02,
-                 holdout: float = 0.2, proxy_draws: int = 4, kinds: tuple[str, ...] = KINDS, patch_size: int = 3,
+                 holdout: float = 0.2, proxy_draws: int = 4, kinds: tuple[str, ...] = KINDS,
+                 patch_sizes: tuple[int, ...] = PATCH_SIZES,
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
                  gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128, search_steps: int = 15,
                  search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
@@ -246,7 +249,7 @@ class BAErase(Defense):
         check_number(threshold, "threshold")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
-        for name, v in (("patch_size", patch_size), ("hidden", hidden), ("gen_steps", gen_steps),
+        for name, v in (("hidden", hidden), ("gen_steps", gen_steps),
                         ("gen_batch_size", gen_batch_size), ("search_steps", search_steps),
                         ("search_batch_size", search_batch_size), ("position_stride", position_stride)):
             check_positive_int(v, name)
@@ -259,7 +262,8 @@ class BAErase(Defense):
                                    momentum=float(momentum), epochs=epochs, batch_size=batch_size,
                                    ascent_bound=ascent_bound,
                                    stop_live=float(stop_live), proxy_draws=proxy_draws, kl_stop=float(kl_stop))
-        self.recover_kwargs = dict(kinds=tuple(kinds), patch_size=patch_size, hidden=hidden, betas=betas,
+        self.recover_kwargs = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden,
+                                   betas=betas,
                                    gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
                                    search_batch_size=search_batch_size, max_blend=float(max_blend),
@@ -274,9 +278,7 @@ class BAErase(Defense):
             num_classes: int) -> DefenseResult:
         check_images(defender.x, "defender.x")
         check_same_device(model, defender.x)
-        k = self.recover_kwargs["patch_size"]
-        if k > min(defender.x.shape[-2:]):
-            raise ValueError(f"patch_size={k} is larger than the {tuple(defender.x.shape[-2:])} images")
+        check_patch_sizes(self.recover_kwargs["patch_sizes"], min(defender.x.shape[-2:]))
         if target is not None:
             check_class(target, num_classes, "target")
         train, heldout = self.split(defender)

@@ -347,7 +347,8 @@ class Agme(AgmeBDK):
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
                                                   "detected": target is not None or rec.search is None
                                                   or bool(rec.search.outlier),
-                                                  "trigger_kind": rec.kind, "recovery_reused": rec.reused,
+                                                  "trigger_kind": rec.kind, "trigger_patch_size": rec.patch_size,
+                                                  "recovery_reused": rec.reused,
                                                   "recovery_seconds": rec.seconds}
         from ..recover.neural_cleanse import neural_cleanse
 
