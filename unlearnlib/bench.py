@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import __version__, style
+from .checks import check_positive_int
 from .device import progress_enabled
 from .plots_bench import plot_asr_vs_seconds, plot_asr_vs_unseen, save_plots
 from .profiles import Profile, get_profile
@@ -187,8 +188,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
     chosen = check_defense_params(params, dfs)
-    if unseen is not None and (isinstance(unseen, bool) or not isinstance(unseen, int) or unseen < 1):
-        raise ValueError(f"unseen must be None (each defense's own) or an integer >= 1, got {unseen!r}")
+    if unseen is not None:
+        check_positive_int(unseen, "unseen")
     if scenarios is None:
         atk = _names(attacks, ATTACKS, "attacks", ATTACKS.names())
         if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):

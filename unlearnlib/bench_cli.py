@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import GRIDS, run_grid, summarise, to_markdown
+from .checks import check_positive_int
 from .registry import ATTACKS
 from .zoo import atomic_write_text
 
@@ -65,20 +66,14 @@ def parse_grid_params(pairs: Sequence[str] | None) -> dict[str, dict[str, Any]]:
     return {name: parse_defense_params(name, kv, f"--defense-param {name}:") for name, kv in grouped.items()}
 
 
-def _check_unseen(unseen: int | None) -> None:
-    if unseen is not None and unseen < 1:
-        raise ValueError(f"--unseen must be an integer >= 1 (defender samples per defense), got {unseen}")
-
-
-def _report(df: Any, markdown: str | None, out: Path, written: str) -> None:
-    """Print a grid's table and what was written; exit with an error when any cell failed."""
+def _report(df: Any, markdown: str | None, out: Path, files: tuple[str, ...]) -> None:
+    """Print a grid's table and the ``files`` written (the CSV first); exit with an error when any cell failed."""
     if markdown is not None:
         print(markdown)
-    print(f"wrote {out}/{written} and {len(df)} cells")
+    print(f"wrote {out}/{', '.join(files)} and {len(df)} cells")
     n_failed = int((df["status"] == "failed").sum())
     if n_failed:
-        csv = written.split(",")[0]
-        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {out}/{csv}")
+        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {out}/{files[0]}")
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
@@ -101,7 +96,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
                         progress=False if args.no_progress else None, strict=args.strict,
                         params=parse_grid_params(args.defense_param), unseen=args.unseen)
     _report(df, robustness_markdown(df) if (df["status"] == "ok").any() else None, args.out,
-            "robustness.csv, robustness.md, robustness.png")
+            ("robustness.csv", "robustness.md", "robustness.png"))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -117,7 +112,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
         print(layout.to_markdown(ldf))
         print(f"wrote {out}/layout.csv and layout.md")
         return
-    _check_unseen(args.unseen)
+    if args.unseen is not None:
+        check_positive_int(args.unseen, "--unseen")
     if args.scaling:
         from . import scaling
 
@@ -138,4 +134,4 @@ def cmd_bench(args: argparse.Namespace) -> None:
                   strict=args.strict, download=args.download, image_size=args.image_size,
                   params=parse_grid_params(args.defense_param), unseen=args.unseen)
     _report(df, to_markdown(summarise(df)) if (df["status"] == "ok").any() else None, args.out,
-            "grid.csv, grid.md, asr_vs_seconds.png, asr_vs_unseen.png")
+            ("grid.csv", "grid.md", "asr_vs_seconds.png", "asr_vs_unseen.png"))

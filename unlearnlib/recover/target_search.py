@@ -188,9 +188,8 @@ class Recovery:
 def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None = None, *,
             kinds: tuple[str, ...] = KINDS, patch_sizes: tuple[int, ...] = PATCH_SIZES, hidden: int = 256,
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
-            gen_batch_size: int = 128,
-            search_steps: int = 15, search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
-            position_stride: int = 2, seed: int = 0, progress: bool | None = None) -> Recovery:
+            gen_batch_size: int = 128, search_steps: int = 15, search_batch_size: int = 32, max_blend: float = 0.3,
+            threshold: float = 2.0, position_stride: int = 2, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
     One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
@@ -203,8 +202,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     returns the recovery computed before instead of training again.
     """
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
-                gen_alpha=gen_alpha,
-                gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size, search_steps=search_steps,
+                gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
+                search_steps=search_steps,
                 search_batch_size=search_batch_size, max_blend=max_blend, threshold=threshold,
                 position_stride=position_stride, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
@@ -214,9 +213,9 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
 
 def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None, *,
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
-             gen_alpha: float,
-             gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int, search_batch_size: int,
-             max_blend: float, threshold: float, position_stride: int, seed: int, progress: bool | None) -> Recovery:
+             gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
+             search_batch_size: int, max_blend: float, threshold: float, position_stride: int, seed: int,
+             progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, lr=gen_lr, max_blend=max_blend,
                                   position_stride=position_stride)
