@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from unlearnlib.defenses.base import constructor_defaults
+from unlearnlib.registry import DEFENSES
+
 
 def test_ch04_bdk_edit(glue):
     g = glue("04_model_editing")
@@ -25,6 +28,7 @@ def test_ch06_repair(glue):
     assert g["ch06_acc_before"] - g["ch06_acc_repair"] <= 1.0
     assert abs(g["ch06_target_acc_repair"] - g["ch06_target_acc_before"]) <= 2.0
     assert g["ch06_target_acc_before"] - g["ch06_target_acc_edit"] <= 3.0  # "the edit barely touches the target"
+    assert g["ch06_keep_weight"] == constructor_defaults(DEFENSES.get("agme-repair"))["keep_weight"]  # the prose's
 
 
 def test_ch06_repair_after_gradient_unlearning(glue):

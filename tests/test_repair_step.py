@@ -84,6 +84,21 @@ def test_repair_gives_the_target_class_back_and_holds_the_trigger(sc):
     assert m_rep["asr"] <= m_unl["asr"] + 0.02  # the backdoor does not come back
     assert m_rep["acc"] >= m_unl["acc"] - 0.005
     assert info["repair_layers"] == ["fc2"] and info["repair_keys"] == 9 * int((unseen.y == sc.target).sum())
+    others = torch.arange(10) != sc.target  # only the target's score is repaired
+    assert torch.equal(repaired.fc2.weight[others], unlearned.fc2.weight[others])
+    assert torch.equal(repaired.fc2.bias[others], unlearned.fc2.bias[others])
+    assert not torch.equal(repaired.fc2.weight[sc.target], unlearned.fc2.weight[sc.target])
+    assert info["repair_rows"] == f"target {sc.target} of fc2"
+
+
+def test_a_hidden_repair_layer_is_solved_whole(sc):
+    unseen = sc.defender(50)
+    unlearned = copy.deepcopy(sc.backdoored)
+    edit_layers(unlearned, unseen.x, sc.trigger, mu=1.0)
+    repaired, info = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target, layers="fc1")
+    changed = (repaired.fc1.weight != unlearned.fc1.weight).any(1)
+    assert bool(changed.all()) and torch.equal(repaired.fc2.weight, unlearned.fc2.weight)
+    assert info["repair_layers"] == ["fc1"] and info["repair_rows"] == "all"
 
 
 def test_repair_needs_target_samples_and_an_output_layer(sc):

@@ -5,25 +5,27 @@ carries target-class features, so unlearning it also pushes clean images of the 
 target_acc drops while the other classes keep theirs. Repair restores what unlearning took, and only that.
 
 Mechanism *[ours]*: closed-form edits of the unlearned model, toward the ORIGINAL model's outputs on the
-defender's unseen target-class samples, with the triggered keys held at their cleaned values. Let f0 be the model
-before unlearning, f1 the model after it, D the unseen samples (each also shifted by a few pixels, ``augment``),
-D_t those of class t and D_n the others. The repaired layer is the output layer by default (``layers`` may list
-more, e.g. the late edit layer first: they are then edited one after the other in forward order, each with the keys
-of the model repaired so far); for a layer with weight W1 in the model being repaired, k(x) its input there, and
-W0, k0(x) the same layer of f0:
+defender's unseen samples, with the triggered keys held at their cleaned values. Let f0 be the model before
+unlearning, f1 the model after it, D the unseen samples (each also shifted by a few pixels, ``augment``), D_t those
+of class t and D_n the others. The repaired layer is the output layer by default (``layers`` may list more, e.g.
+the late edit layer first: they are then edited one after the other in forward order, each with the keys of the
+model repaired so far). On the output layer only the target's row changes: with w1 (its row in f1, bias folded
+in), k(x) the layer's input there, and v0(x) f0's target logit on x,
 
-    min_W'  a sum_{x in D_t} ||W' k(x) - W0 k0(x)||^2                    (give t back: f0's output at this layer)
-              + sum_{x in D_n} ||W' k(x) - W0 k0(x)||^2                    (the other clean images: f0's too)
-              + h sum_{x in D_n, r} ||W' k(T̂_r(x)) - W0 k0(x)||^2         (triggered keys at their cleaned values)
-              + mu ||W' - W1||_F^2                                                                     (repair)
+    min_w'  a sum_{x in D_t} (w' k(x) - v0(x))^2                          (give t back: f0's target logit)
+              + sum_{x in D_n} (w' k(x) - v0(x))^2                          (the other clean images: f0's too)
+              + h sum_{x in D_n, r} (w' k(T̂_r(x)) - v0(x))^2               (triggered keys at their cleaned values)
+              + mu ||w' - w1||^2                                                                       (repair)
 
-solved by :func:`~unlearnlib.defenses.editing.ridge_solve` (its (residual) form, rows scaled by the square roots of
-the weights). Clean images carry no trigger, so f0's outputs on them are clean behaviour; a triggered image is sent
-to f0's output on the same image without the trigger -- its cleaned value, the AGME edit's own target -- so the
+and every other row keeps f1's weights. A hidden layer in ``layers`` has no class rows: all its rows are solved
+the same way, toward f0's outputs W0 k0(x) at that layer. Both are solved by
+:func:`~unlearnlib.defenses.editing.ridge_solve` (its (residual) form, rows scaled by the square roots of the
+weights). Clean images carry no trigger, so f0's outputs on them are clean behaviour; a triggered image is sent to
+f0's output on the same image without the trigger -- its cleaned value, the AGME edit's own target -- so the
 backdoor is edited out again, not brought back. ``T̂_r`` are ``draws`` applications of the trigger the unlearning
 used (a recovered trigger *distribution* draws fresh patches each time).
 
-The bias is folded into the weight (``W = [W | b]``, ``k = [k; 1]``) *[ours]*: gradient-based unlearning
+The bias is folded into the weight (``w = [w | b]``, ``k = [k; 1]``) *[ours]*: gradient-based unlearning
 shifts the output biases too. The clean images of the other classes are pulled to f0's outputs as well, and the
 triggered keys to the cleaned values rather than to f1's outputs *[ours]*: held at f1's outputs, both also hold
 every shift of the target's logit that unlearning made (a planted toy whose unlearning lowered the target's bias got
@@ -33,11 +35,31 @@ Why the output layer: its values are the logits, which mean the same thing whate
 -- a gradient-based defense (BAERASE, Neural Cleanse unlearning) changes every layer, so a hidden layer's original
 values would be read by a different downstream network. Measured (badnets, target 3, 5% poison, seed 0, ``nc-unlearn``:
 target_acc 93% -> 85% after unlearning): the output layer alone gave it back (94%), the late layer then
-the output layer did not (89%), both with the other classes and triggered keys held at f1's outputs. Weights
-*[ours]*: a = 100, h = 10, mu = 1 (same setting, with the values above: a = 10 gave 87%, a = 100 92%, the
-asr 0.7-0.8% either way, down from 8.7%). The asr after repair is measured on the test set by the experiment (never
-by the defense). No label beyond the defender's own, no training data, no true trigger unless the unlearning defense
-is given it (``agme-bdk``; its target is then the class the known trigger sends the unseen samples to in f0).
+the output layer did not (89%), both with the other classes and triggered keys held at f1's outputs.
+
+Why the target's row alone, and h = 1 *[ours]* (the repair solved every row with h = 10 before the robustness grid):
+the repair exists to give back one class's score. Refitting all ten rows to f0 from a few dozen images also refits
+the classes unlearning never touched, and a heavy weight on the recovered trigger's keys fits an approximation of
+the trigger more closely than the clean images; both cost accuracy on test images. Chosen on grid seed 0 (a sweep
+of a, h and mu, all rows or the target's, on the same unlearned models) and judged on grid seed 1, 60 cells each,
+after ``agme`` / ``agme-bdk``; all rows with h = 10 -> the target's row with h = 1:
+
+    =============  ==============================  ==============================
+    after          grid seed 0 (tuning)            grid seed 1 (held out)
+    =============  ==============================  ==============================
+    ``agme``       success 25.0 -> 25.0%,          success 23.3 -> 30.0%,
+                   median acc drop 1.45 -> 0.60,   median acc drop 1.15 -> 0.60,
+                   target drop <= 3: 75 -> 90%     target drop <= 3: 78 -> 87%
+    ``agme-bdk``   success 65.0 -> 70.0%,          success 66.7 -> 71.7%,
+                   target drop <= 3: 83 -> 88%     target drop <= 3: 85 -> 92%
+    =============  ==============================  ==============================
+
+On grid seed 0 the repair after ``agme-bdk`` still does worse than none (78.3% success unrepaired): where the known
+trigger's edit took nothing from the target class the repair can only add noise. Other weights *[ours]*: a = 100,
+mu = 1 (the nc-unlearn setting above: a = 10 gave 87%, a = 100 92%, the asr 0.7-0.8% either way, down from 8.7%).
+The asr after repair is measured on the test set by the experiment (never by the defense). No label beyond the
+defender's own, no training data, no true trigger unless the unlearning defense is given it (``agme-bdk``; its
+target is then the class the known trigger sends the unseen samples to in f0).
 
 The composition: ``<defense>+repair`` for every unlearning defense (one that recovers, or is given, a trigger and
 a target: ``baerase``, ``nc-unlearn``, ``agme``, ``agme-bdk``), built by :func:`compose_repair`. Its info holds
@@ -69,6 +91,11 @@ from .editing import layer_keys, resolve_layers, ridge_solve, shift_augment, wei
 REPAIRABLE = ("baerase", "nc-unlearn", "agme", "agme-bdk")
 
 
+def _heads(model: nn.Module, num_classes: int) -> list[str]:
+    """The Linear layers with ``num_classes`` outputs, in registration order (the last is the output layer)."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+
+
 def output_layer(model: nn.Module, num_classes: int, layer: str | None = None) -> str:
     """The layer the repair edits: ``layer`` if given, else the last Linear whose output size is ``num_classes``."""
     if layer is not None:
@@ -76,7 +103,7 @@ def output_layer(model: nn.Module, num_classes: int, layer: str | None = None) -
         if not isinstance(m, nn.Linear):
             raise ValueError(f"layer={layer!r} is a {type(m).__name__}; the repair edits a Linear (output) layer")
         return layer
-    heads = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == num_classes]
+    heads = _heads(model, num_classes)
     if not heads:
         raise ValueError(f"layer: {type(model).__name__} has no Linear layer with {num_classes} outputs to repair; "
                          "name its output layer with layer=...")
@@ -124,10 +151,11 @@ def repair_layers(model: nn.Module, num_classes: int, layers: str | list[str] | 
 
 
 def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: TriggerArg, target: int, *,
-           layers: str | list[str] | None = None, keep_weight: float = 100.0, hold_weight: float = 10.0,
+           layers: str | list[str] | None = None, keep_weight: float = 100.0, hold_weight: float = 1.0,
            mu: float = 1.0, draws: int = 4, augment: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The (repair) edit of ``unlearned``, IN PLACE (callers pass a copy), layer after layer in forward order, each
-    with the keys of the model repaired so far; returns it and an info dict.
+    with the keys of the model repaired so far; returns it and an info dict. On the output layer only the
+    ``target``'s row (and bias) changes; a hidden layer named in ``layers`` is solved whole.
 
     ``keep_weight`` is a, ``hold_weight`` h, ``mu`` the pull to the unlearned weights; ``original`` is f0 (not
     modified; same architecture). Raises if ``unseen`` has no sample of ``target``."""
@@ -148,11 +176,14 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
     xt, xn = aug(unseen.x[is_t]), aug(unseen.x[~is_t])
     xtrig = torch.cat([apply_trigger(trigger, xn) for _ in range(draws)]) if len(xn) else xn
     a, solve_seconds, n_keep = float(keep_weight), 0.0, 0
+    heads = _heads(unlearned, num_classes)
     for name in names:
         head, head0 = get_layer(unlearned, name), get_layer(original, name)
+        # [ours] on the output layer the target's row alone: the other classes keep what unlearning left them
+        rows = slice(target, target + 1) if heads and name == heads[-1] else slice(None)
         # [ours] the bias is solved with the weight (keys get a constant 1): unlearning shifts biases too
-        w1 = torch.cat([weight_matrix(head), _bias(head)[:, None]], 1)
-        w0 = torch.cat([weight_matrix(head0).float(), _bias(head0)[:, None]], 1)
+        w1 = torch.cat([weight_matrix(head), _bias(head)[:, None]], 1)[rows]
+        w0 = torch.cat([weight_matrix(head0).float(), _bias(head0)[:, None]], 1)[rows]
         sa, sh = a ** 0.5, float(hold_weight) ** 0.5  # rows scaled by sqrt(weight): weight * ||W' k - v||^2
         v0t = _ones(layer_keys(original, head0, xt)) @ w0.T  # f0's outputs on the clean images
         v0n = _ones(layer_keys(original, head0, xn)) @ w0.T
@@ -166,11 +197,13 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
         new_w = ridge_solve(w1, kc, vc, kc[:0], 1.0, float(mu))
         solve_seconds += time.perf_counter() - t0
         with torch.no_grad():
-            head.weight.copy_(new_w[:, :-1].reshape(head.weight.shape))
+            head.weight[rows] = new_w[:, :-1].reshape(head.weight[rows].shape).to(head.weight.dtype)
             if head.bias is not None:
-                head.bias.copy_(new_w[:, -1])
+                head.bias[rows] = new_w[:, -1].to(head.bias.dtype)
         n_keep += len(kc)
     return unlearned.eval(), {"repair_layers": names, "repair_keys": int(len(xt)), "keys": n_keep,
+                              "repair_rows": f"target {target} of {heads[-1]}" if heads and heads[-1] in names
+                              else "all",
                               "keep_weight": a, "hold_weight": float(hold_weight), "repair_mu": float(mu),
                               "repair_draws": draws, "repair_augment": augment, "repair_solve_seconds": solve_seconds,
                               "repair_seconds": time.perf_counter() - start}
@@ -183,7 +216,7 @@ class Repaired(Defense):
 
     inner: str = ""
 
-    def __init__(self, keep_weight: float = 100.0, hold_weight: float = 10.0, repair_mu: float = 1.0,
+    def __init__(self, keep_weight: float = 100.0, hold_weight: float = 1.0, repair_mu: float = 1.0,
                  draws: int = 4, augment_repair: bool = True, repair_layers: str | list[str] | None = None,
                  **kw: Any) -> None:
         for name, v in (("keep_weight", keep_weight), ("hold_weight", hold_weight), ("repair_mu", repair_mu)):
