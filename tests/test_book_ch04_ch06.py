@@ -62,3 +62,15 @@ def test_ch05_where_trigger_recovery_fails(glue):
     # the prose: the first default left WaNet behind because its cascade stopped at conv2 (an in-sample check)
     assert g["ch05_wanet_first_asr"] > 2.0 and g["ch05_wanet_first_layers"] == "conv2"
     assert 90 <= g["ch05_wanet_first_agreement"] <= 100
+
+
+def test_ch06_grid_cell_backs_the_prose(glue):
+    """Issue 9: chapter 6 shows the target-class loss on a robustness-grid cell, and the repair giving it back."""
+    g = glue("06_repair")
+    assert g["ch06_cell"] == "g0c054" and g["ch06_cell_unseen"] == 50
+    assert g["ch06_cell_asr_before"] >= 90.0  # a planted backdoor
+    assert g["ch06_cell_asr_unlearned"] <= 2.0  # "the edit removed the backdoor"
+    assert g["ch06_cell_target_acc_unlearned"] < g["ch06_cell_target_acc_before"] - 3.0  # "took the target class"
+    assert g["ch06_cell_target_acc_repaired"] >= g["ch06_cell_target_acc_before"] - 3.0  # "gave it back"
+    assert g["ch06_cell_asr_repaired"] <= 2.0
+    assert g["ch06_cell_acc_before"] - g["ch06_cell_acc_repaired"] <= 1.5

@@ -183,7 +183,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     key too.
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
-    from .experiment import make_scenario, run_defense
+    from .experiment import run_defense, spec_scenario
 
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
@@ -217,10 +217,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
         rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
             if id(spec) not in scenarios_built:
-                scenarios_built = {id(spec): make_scenario(
-                    prof, attack, seed, dataset=dataset, model=spec["model"], target=spec["target"],
-                    poison_ratio=spec["poison_ratio"], attack_params=spec["attack_params"] or None, device=device,
-                    progress=False, download=download, image_size=image_size)}
+                scenarios_built = {id(spec): spec_scenario(spec, prof, dataset=dataset, device=device,
+                                                           progress=False, download=download, image_size=image_size)}
             sc = scenarios_built[id(spec)]
             try:
                 rec = run_defense(sc, defense, unseen, target=sc.target if known_target else None, device=device,

@@ -123,6 +123,14 @@ def make_scenario(profile: str | Profile = "quick", attack: str = "badnets", see
     return Scenario(prof, split, attack, trigger, tgt, ratio, seed, clean, backdoored, params)
 
 
+def spec_scenario(spec: dict[str, Any], profile: str | Profile = "quick", **kw: Any) -> Scenario:
+    """The scenario of one robustness-grid cell (a spec of :func:`unlearnlib.robustness.sample_cells`: its attack,
+    seed, model, target, poison ratio and attack parameters; None: the profile's) under ``profile``; ``kw`` go to
+    :func:`make_scenario`."""
+    return make_scenario(profile, spec["attack"], spec["seed"], model=spec["model"], target=spec["target"],
+                         poison_ratio=spec["poison_ratio"], attack_params=spec["attack_params"] or None, **kw)
+
+
 @dataclass
 class Run:
     """One defense run: the JSON ``record`` (the CLI's schema) and the defended ``model``."""
