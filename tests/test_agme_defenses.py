@@ -73,3 +73,11 @@ def test_generator_source_holds_out_by_the_shared_rule(sc, monkeypatch):
         get_defense("agme", progress=False, seed=4)(sc.backdoored, defender)
     train, heldout = defender.holdout_split(0.2, 4)
     assert torch.equal(seen["train"].x.cpu(), train.x.cpu()) and torch.equal(seen["heldout"].x.cpu(), heldout.x.cpu())
+
+
+def test_blind_edit_shifts_its_keys_with_the_generator_recovery_only():
+    """[ours] augment=None: shifted keys with the generator's recovery, one key per image with Neural Cleanse's."""
+    assert get_defense("agme").augment is True and get_defense("agme-repair").augment is True
+    assert get_defense("agme", recover="nc").augment is False
+    assert get_defense("agme", recover="nc", augment=True).augment is True
+    assert get_defense("agme", augment=False).hyperparameters()["augment"] is False
