@@ -52,6 +52,8 @@ def test_defense_params_are_typed_from_the_whole_constructor_chain():
 
     assert parse_defense_params("agme", ["lam=2", "layers=fc1", "augment=yes", "nc_steps=5"]) == {
         "lam": 2.0, "layers": "fc1", "augment": True, "nc_steps": 5}
+    # augment's default is None (decided by the recovery): the boolean words still type it; a layer name stays text
+    assert parse_defense_params("agme", ["augment=False", "layers=1"]) == {"augment": False, "layers": "1"}
     assert parse_defense_params("agme-bdk+repair", ["repair_mu=3", "mu=0.5"]) == {"repair_mu": 3.0, "mu": 0.5}
     with pytest.raises(ValueError, match="'seed' is not a parameter of finetune"):
         parse_defense_params("finetune", ["seed=3"])

@@ -32,7 +32,11 @@ def format_record(rec: dict[str, Any]) -> str:
 
 def _parse_value(text: str, default: Any, key: str, owner: str, flag: str) -> Any:
     """``text`` typed like the constructor default ``default`` (bool, int, float, str; a comma list for tuples,
-    and for a float default that may also be a per-channel tuple); ``None`` defaults keep the text (a layer name)."""
+    and for a float default that may also be a per-channel tuple); ``None`` defaults keep the text (a layer name),
+    except the words true / false / yes / no, which are booleans there too (``agme``'s ``augment=None`` means
+    "decided by the recovery", and a user may still set it)."""
+    if default is None and text.lower() in ("true", "false", "yes", "no"):
+        return text.lower() in ("true", "yes")
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
