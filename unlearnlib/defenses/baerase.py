@@ -263,8 +263,7 @@ class BAErase(Defense):
                                    ascent_bound=ascent_bound,
                                    stop_live=float(stop_live), proxy_draws=proxy_draws, kl_stop=float(kl_stop))
         self.recover_kwargs = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden,
-                                   betas=betas,
-                                   gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
+                                   betas=betas, gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
                                    search_batch_size=search_batch_size, max_blend=float(max_blend),
                                    threshold=float(threshold), position_stride=position_stride)

@@ -354,11 +354,9 @@ class Agme(AgmeBDK):
             # every core: the batched recovery ran 1.4x faster on 2 threads than on 1 (2-core CPU, quiet)
             rec = recover(model, train, heldout, num_classes, target, seed=self.seed, progress=self.progress,
                           **self.recover_params)
+            detected = target is not None or rec.search is None or bool(rec.search.outlier)
             return rec.trigger, int(rec.target), {"recover": "baerase", "recovered_target": int(rec.target),
-                                                  "detected": target is not None or rec.search is None
-                                                  or bool(rec.search.outlier),
-                                                  "trigger_kind": rec.kind, "trigger_patch_size": rec.patch_size,
-                                                  "recovery_reused": rec.reused,
+                                                  "detected": detected, **rec.info(),
                                                   "recovery_seconds": rec.seconds}
         from ..recover.neural_cleanse import neural_cleanse
 

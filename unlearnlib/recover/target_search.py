@@ -203,9 +203,9 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     """
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
-                search_steps=search_steps,
-                search_batch_size=search_batch_size, max_blend=max_blend, threshold=threshold,
-                position_stride=position_stride, seed=seed, target=target, num_classes=num_classes)
+                search_steps=search_steps, search_batch_size=search_batch_size, max_blend=max_blend,
+                threshold=threshold, position_stride=position_stride, seed=seed, target=target,
+                num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
                                  k: v for k, v in args.items() if k not in ("target", "num_classes")}))
