@@ -53,10 +53,15 @@ def _trigger(x):
 
 
 def test_default_layer_rule():
-    assert default_edit_layer(Tiny()) == "hidden"
+    assert default_edit_layer(Tiny()) == default_edit_layer(Tiny(), "last") == "hidden"
     from unlearnlib.models import SmallCNN
 
-    assert default_edit_layer(SmallCNN()) == "fc1"
+    assert default_edit_layer(SmallCNN()) == default_edit_layer(SmallCNN(), "last") == "fc1"
+    deep = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    assert default_edit_layer(deep) == "1" and default_edit_layer(deep, "last") == "3"  # *[ours]*: first / last hidden
+    assert default_edit_layer(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 4))) == "2"  # the output
+    with pytest.raises(ValueError, match="hidden must be 'first' or 'last'"):
+        default_edit_layer(deep, "middle")
 
 
 def test_conv_keys_are_unfolded_patches_and_edit_maps_keys_to_values():

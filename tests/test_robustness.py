@@ -151,10 +151,17 @@ def test_generic_layers_of_the_new_architectures():
     for m in layers.values():
         assert not hasattr(m, "edit_layer") and not hasattr(m, "last_conv")
         assert m(torch.rand(2, 1, 28, 28)).shape == (2, 10)
-    assert default_edit_layer(layers["lenet5"]) == "f6" and last_conv_name(layers["lenet5"]) == "c3"
-    assert default_edit_layer(layers["mlp"]) == "hidden.1" and last_conv_name(layers["mlp"]) is None
+    assert default_edit_layer(layers["lenet5"]) == "f5" and last_conv_name(layers["lenet5"]) == "c3"
+    assert default_edit_layer(layers["lenet5"], "last") == "f6"
+    assert default_edit_layer(layers["mlp"]) == "hidden.0" and last_conv_name(layers["mlp"]) is None
+    assert default_edit_layer(layers["mlp"], "last") == "hidden.1"
+    from unlearnlib.attacks.trojannn import neuron_layer  # the attack's neurons did not move with the edit's rule
+    from unlearnlib.models import get_layer
+
+    for arch, name in (("lenet5", "f6"), ("mlp", "hidden.1")):
+        assert neuron_layer(layers[arch]) == (get_layer(layers[arch], name), True)
     assert last_conv_layer(layers["mlp"])[0] == "hidden.1"
-    assert default_edit_layer(layers["small-bn"]) == "classifier"
+    assert default_edit_layer(layers["small-bn"]) == default_edit_layer(layers["small-bn"], "last") == "classifier"
     assert last_conv_layer(layers["small-bn"])[0] == "blocks.2.0"
 
 
@@ -170,8 +177,10 @@ def test_every_defense_runs_on_each_new_architecture(arch):
         assert all(torch.equal(state[k], after[k]) for k in state), f"{defense} modified the input model"
         if defense == "fine-pruning":
             assert rec["info"]["layer"] == last_conv_layer(sc.backdoored)[0]
-        if defense == "agme-bdk":
-            assert rec["info"]["layers"] == [default_edit_layer(sc.backdoored)]  # the generic rule, no name needed
+        if defense == "agme-bdk":  # the generic rules, no name needed: the first hidden Linear with the true trigger
+            assert rec["info"]["layers"] == [default_edit_layer(sc.backdoored)]
+        if defense in ("agme", "agme-repair"):  # ... and the last one with a recovered trigger
+            assert rec["info"]["layers"] == [default_edit_layer(sc.backdoored, "last")]
 
 
 def test_grid_writes_outputs_and_resume_skips_finished_cells(tmp_path, monkeypatch):

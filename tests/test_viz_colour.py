@@ -46,3 +46,17 @@ def test_trigger_figures_draw_colour_triggers_in_colour():
         shapes = {im.get_array().shape for ax in fig.axes for im in ax.images}
         assert shapes == {(32, 32, 3)}, shapes
         plt.close(fig)
+
+
+def test_glue_percents_glues_each_metric_in_percent(monkeypatch):
+    import myst_nb
+
+    from unlearnlib import viz
+
+    got = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: got.update({name: (value, display)}))
+    viz.glue_percents("ch00_", {"acc": 0.98765, "asr": 0.0123, "target_acc": 1.0, "ra": 0.5}, suffix="_after")
+    assert got == {"ch00_acc_after": (98.77, False), "ch00_asr_after": (1.23, False),
+                   "ch00_target_acc_after": (100.0, False)}
+    with pytest.raises(ValueError, match="metrics: no \\['target_acc'\\]"):
+        viz.glue_percents("ch00_", {"acc": 0.9, "asr": 0.1})

@@ -113,6 +113,20 @@ def metrics_table(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str
     return style.table(df[[c for c in columns if c in df.columns]], index=name)
 
 
+def glue_percents(prefix: str, metrics: Mapping[str, float], keys: Sequence[str] = ("acc", "asr", "target_acc"),
+                  suffix: str = "") -> None:
+    """Glue each metric of ``keys`` (a fraction in ``metrics``) in percent, rounded to two decimals, under the
+    name ``prefix + key + suffix`` (``myst_nb.glue``, not displayed): the one way a chapter glues a row of metrics
+    into its prose. Raises if ``metrics`` lacks one of ``keys``."""
+    from myst_nb import glue  # lazy: the book's dependency, not the package's
+
+    missing = [k for k in keys if k not in metrics]
+    if missing:
+        raise ValueError(f"metrics: no {missing} among {sorted(metrics)}")
+    for k in keys:
+        glue(f"{prefix}{k}{suffix}", round(100 * float(metrics[k]), 2), display=False)
+
+
 def strength_curve(model: nn.Module, test: Data, attack: str, param: str, values: Sequence[float], target: int,
                    base_params: Mapping[str, object] | None = None) -> list[float]:
     """asr of ``model`` when the attack's ``param`` (blended ``alpha``, badnets ``size``) varies at test time."""

@@ -35,7 +35,7 @@ def neuron_layer(model: nn.Module) -> tuple[nn.Module, bool]:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"model: TrojanNN needs a Linear classifier; {type(model).__name__} has none")
-    layer = get_layer(model, default_edit_layer(model))
+    layer = get_layer(model, default_edit_layer(model, "last"))
     if isinstance(layer, nn.Linear) and layer is not linears[-1]:
         return layer, True
     return linears[-1], False

@@ -69,7 +69,7 @@ class AgmeRepair(Agme):
         start = time.perf_counter()
         recovered, tgt, rinfo = self.recover_trigger(model, defender, target, num_classes)
         rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
-        repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers, lam=self.lam, mu=self.mu,
-                                     keep_weight=self.keep_weight, augment=self.augment)
+        repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers_of(model), lam=self.lam,
+                                     mu=self.mu, keep_weight=self.keep_weight, augment=self.augment)
         return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None},
                              recovered, tgt)
