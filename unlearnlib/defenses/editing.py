@@ -59,16 +59,13 @@ def default_edit_layer(model: nn.Module, hidden: str = "first") -> str:
 
     *[ours]* The generic rule for a model that names no layer (a user's, or the grid's ``lenet5``/``mlp``/
     ``small-bn``); the registry's own CNN names ``fc1``, both its first and its last hidden Linear.
-    ``"first"`` (``agme-bdk``'s): the first fully connected layer reads every position of the image's features,
-    so one linear edit with the true trigger generalises from a few dozen images; later Linears see them already
-    mixed nonlinearly. Chosen on the robustness grid (grid seed 0, 60 cells): ``agme-bdk`` succeeded in 78.3 ->
-    83.3% of cells with the first hidden Linear against the last (LeNet-5 4 -> 7 of 10); judged on grid seed 1:
-    65.0 -> 71.7% (81.0% of the planted cells), with the repair step after it 71.7 -> 75.0%.
-    ``"last"`` (the blind ``agme``'s, and TrojanNN's neurons): a *recovered* trigger is an approximation, and an
-    edit of the MLP's first layer, which reads raw pixels, fits that approximation rather than the backdoor: on
-    grid seed 0 the blind edit succeeded in 6 of 13 MLP cells with the last hidden Linear, 3 with the first.
-    A network whose only Linear is the output (global average pooling, ``small-bn``) gets that output layer: the
-    rule stays a pure function of the layer list, and the grid measures what it costs there."""
+    ``"first"`` (:class:`AgmeBDK`'s): the first fully connected layer reads every position of the image's
+    features, so one linear edit with the true trigger generalises from a few dozen images; later Linears see them
+    already mixed nonlinearly. ``"last"`` (:class:`Agme`'s, and TrojanNN's neurons): a *recovered* trigger is an
+    approximation, and the MLP's first Linear reads raw pixels, where an edit fits that approximation rather than
+    the backdoor. The grid figures behind both are in the two classes' docstrings. A network whose only Linear is
+    the output (global average pooling, ``small-bn``) gets that output layer: the rule stays a pure function of the
+    layer list, and the grid measures what it costs there."""
     if hidden not in ("first", "last"):
         raise ValueError(f"hidden must be 'first' or 'last' (which hidden Linear to edit), got {hidden!r}")
     name = getattr(model, "edit_layer", None)
@@ -243,9 +240,11 @@ class AgmeBDK(Defense):
     (:data:`DENSE_SHIFTS`, 25 keys per sample). The earlier default, the ``"auto"`` cascade from the last conv layer
     with 10 samples and nine shifts, succeeded in 38% of grid seed 1's 60 cells, one hidden Linear in 65% (the last)
     and 71.7% (the first, today's): the conv edit cost the target class most often, and 10 samples were too few to
-    keep clean accuracy. The dense shifts: 78% against 73% with nine on grid seed 0, 65% against 67% on grid seed 1
-    (one cell), and they keep Blended's accuracy drop on the tuning setting within its 0.5-point bound (nine shifts:
-    0.8). ``layers="auto"`` still runs the cascade (:meth:`edit`).
+    keep clean accuracy. The first hidden Linear against the last on grid seed 0: 83.3% against 78.3% (LeNet-5 7
+    against 4 of 10 cells); with the repair step after it on grid seed 1: 75.0% against 71.7%. The dense shifts: 78%
+    against 73% with nine on grid seed 0, 65% against 67% on grid seed 1 (one cell), and they keep Blended's
+    accuracy drop on the tuning setting within its 0.5-point bound (nine shifts: 0.8). ``layers="auto"`` still runs
+    the cascade (:meth:`edit`).
     """
 
     name = "agme-bdk"
