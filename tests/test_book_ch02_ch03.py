@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnlib.recover.target_search import PATCH_SIZES
+from unlearnlib.recover.target_search import PATCH_SIZES, SEARCH_LR, SEARCH_STEPS
 
 
 def test_ch02_target_found_and_triggers_transfer(glue):
@@ -11,6 +11,7 @@ def test_ch02_target_found_and_triggers_transfer(glue):
     assert g["ch02_anomaly"] > 2.0
     assert g["ch02_unseen"] <= 175
     assert g["ch02_patch_sizes"] == ", then ".join(f"{k}×{k}" for k in PATCH_SIZES)  # the prose names the search's
+    assert (g["ch02_search_steps"], g["ch02_search_lr"]) == (SEARCH_STEPS, SEARCH_LR)  # the budget the prose names
     assert g["ch02_transfer_backdoored"] >= 50.0 > g["ch02_transfer_clean"] + 40.0
 
 

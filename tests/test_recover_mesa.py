@@ -104,7 +104,8 @@ def test_bad_generator_arguments_name_the_parameter(kwargs, param):
 
 
 @pytest.mark.parametrize("kwargs, param", [({"threshold": -1.0}, "threshold"), ({"threshold": math.inf}, "threshold"),
-                                           ({"min_score": 1.5}, "min_score"), ({"mad_floor": 0.0}, "mad_floor")])
+                                           ({"min_score": 1.5}, "min_score"), ({"mad_floor": 0.0}, "mad_floor"),
+                                           ({"lr": 0.0}, "search_lr")])
 def test_bad_search_arguments_name_the_parameter(kwargs, param):
     data = tiny_data()
     with pytest.raises(ValueError, match=f"^{param} must be"):
@@ -134,10 +135,12 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     from unlearnlib.recover import target_search as ts
 
     trained: list[tuple[int | None, ...]] = []
+    lrs: list[float] = []
     scores = {3: [0.0, 0.0, 0.0], 6: [0.0, 0.05, 0.9], None: [0.5, 0.0, 0.0]}
 
     def fake_train(model, x, jobs, **kw):
         trained.append(tuple(j.patch_size for j in jobs))
+        lrs.append(kw["lr"])
         return [(("trig", j.patch_size, j.target), {}) for j in jobs]
 
     def fake_rates(model, triggers, heldout, targets, draws=1):
@@ -149,9 +152,12 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     res = ts.search_target(tiny_model(), data, data, 3, patch_sizes=(3, 6), progress=False)
     assert (res.target, res.kind, res.patch_size, res.outlier) == (2, "patch", 6, True)
     assert trained == [(3, 3, 3), (6, 6, 6)] and list(res.info()["all_scores"]) == ["patch 3", "patch 6"]
+    assert lrs == [ts.SEARCH_LR] * 2  # the search's own budget
     trained.clear()
+    lrs.clear()
     rec = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6)})
     assert (rec.target, rec.kind, rec.patch_size) == (2, "patch", 6)
+    assert lrs == [RECOVER_KW["search_lr"]] * 2 + [RECOVER_KW["gen_lr"]]  # search at search_lr, finals at gen_lr
     assert trained[-1] == (6, None)  # the finals: a patch at the size the search decided on, and a blend
     assert rec.info()["trigger_patch_size"] == 6 and rec.info()["search_patch_size"] == 6
     trained.clear()
@@ -160,7 +166,7 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
 
 
 RECOVER_KW = dict(kinds=("patch", "blend"), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3, gen_steps=1,
-                  gen_batch_size=4, search_steps=1, search_batch_size=4, max_blend=0.3, threshold=2.0,
+                  gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3, threshold=2.0,
                   position_stride=2, seed=0, progress=False)
 
 

@@ -27,7 +27,8 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
   of accuracy on mnist5k before any unlearning happened;
 - mnist5k budgets and scales: α = 10 (paper 100) with SGD lr 1e-3 (paper 1e-4) -- with 140 images per epoch the
   paper's pair makes ~50 ascent steps of size 1e-4 that leave the backdoor in place; generator width 256 (paper
-  2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images);
+  2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images); the target search's
+  per-class generators 20 steps at lr 3e-3 (:mod:`unlearnlib.recover.target_search`);
 - CPU threads: every core by default (``threads=None``). Measured on the 2-core CPU of this book, quiet: the
   whole defense (batched recovery + unlearning) took 11.7 s on 2 threads and 18.9 s on 1 (BadNets, seed 0).
 """
@@ -58,7 +59,7 @@ from ..checks import (
 from ..data import Data
 from ..device import autocast, channels_last, cpu_threads, progress_enabled
 from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
-from ..recover.target_search import KINDS, PATCH_SIZES, Recovery, check_patch_sizes, recover
+from ..recover.target_search import KINDS, PATCH_SIZES, SEARCH_LR, SEARCH_STEPS, Recovery, check_patch_sizes, recover
 from ..registry import DEFENSES
 from ..train import DivergenceError, descend
 from .base import Defense, DefenseResult
@@ -231,8 +232,9 @@ class BAErase(Defense):
                  holdout: float = 0.2, proxy_draws: int = 4, kinds: tuple[str, ...] = KINDS,
                  patch_sizes: tuple[int, ...] = PATCH_SIZES,
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
-                 gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128, search_steps: int = 15,
-                 search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
+                 gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128,
+                 search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = 32,
+                 max_blend: float = 0.3, threshold: float = 2.0,
                  position_stride: int = 2, anchor: str = "kl", threads: int | None = None,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
@@ -246,6 +248,7 @@ class BAErase(Defense):
                            kl_stop=kl_stop, anchor=anchor)
         check_number(gen_alpha, "gen_alpha")
         check_positive_number(gen_lr, "gen_lr")
+        check_positive_number(search_lr, "search_lr")
         check_number(threshold, "threshold")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
@@ -265,8 +268,9 @@ class BAErase(Defense):
         self.recover_kwargs = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden,
                                    betas=betas, gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
-                                   search_batch_size=search_batch_size, max_blend=float(max_blend),
-                                   threshold=float(threshold), position_stride=position_stride)
+                                   search_lr=float(search_lr), search_batch_size=search_batch_size,
+                                   max_blend=float(max_blend), threshold=float(threshold),
+                                   position_stride=position_stride)
         self.holdout = float(holdout)
 
     def split(self, defender: Data) -> tuple[Data, Data]:
