@@ -234,8 +234,8 @@ class BAErase(Defense):
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
                  gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128,
                  search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = 32,
-                 max_blend: float = 0.3, threshold: float = 2.0,
-                 position_stride: int = 2, anchor: str = "kl", threads: int | None = None,
+                 max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = 2, anchor: str = "kl",
+                 threads: int | None = None,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)

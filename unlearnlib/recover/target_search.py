@@ -121,10 +121,9 @@ class SearchResult:
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = SEARCH_STEPS, lr: float = SEARCH_LR,
-                  batch_size: int = 32,
-                  patch_sizes: tuple[int, ...] = PATCH_SIZES,
-                  threshold: float = 2.0, mad_floor: float = 0.01, min_score: float = 0.25, beta: float = 0.5,
-                  seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
+                  batch_size: int = 32, patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = 2.0,
+                  mad_floor: float = 0.01, min_score: float = 0.25, beta: float = 0.5, seed: int = 0,
+                  progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
     batched) and return the outlying class.
 
@@ -200,8 +199,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             kinds: tuple[str, ...] = KINDS, patch_sizes: tuple[int, ...] = PATCH_SIZES, hidden: int = 256,
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
             gen_batch_size: int = 128, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
-            search_batch_size: int = 32, max_blend: float = 0.3,
-            threshold: float = 2.0, position_stride: int = 2, seed: int = 0, progress: bool | None = None) -> Recovery:
+            search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = 2,
+            seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
     One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
