@@ -57,7 +57,8 @@ def test_given_target_skips_the_search():
                                            ({"threshold": -1.0}, "threshold"), ({"threshold": math.nan}, "threshold"),
                                            ({"threshold": "2"}, "threshold"), ({"gen_lr": 0.0}, "gen_lr"),
                                            ({"gen_alpha": math.inf}, "gen_alpha"), ({"kl_stop": True}, "kl_stop"),
-                                           ({"ascent_bound": True}, "ascent_bound")])
+                                           ({"ascent_bound": True}, "ascent_bound"),
+                                           ({"optimizer": "rmsprop"}, "optimizer")])
 def test_bad_hyperparameters_name_the_parameter(kwargs, param):
     with pytest.raises(ValueError, match=f"^{param} must be"):
         BAErase(**{**TINY, **kwargs})
@@ -118,6 +119,29 @@ def test_nan_divergence_raises_and_leaves_the_input_untouched():
     trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
     with pytest.raises(DivergenceError, match="lr"):  # and the unlearning stage alone
         unlearn(copy.deepcopy(model), data, data, trig, 0, epochs=1)
+
+
+def test_adam_steps_stay_bounded_where_large_features_make_sgd_overshoot():
+    """Why the unlearning uses Adam (module docstring): with inputs 1000x larger (a BatchNorm network's triggered
+    features), SGD's steps scale with them while Adam's stay near ``lr`` per weight and step."""
+    from unlearnlib.defenses.baerase import unlearn
+    from unlearnlib.recover.mesa import GeneratedTrigger, TriggerGenerator
+
+    trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
+    big = Data(1000 * tiny_data().x, tiny_data().y)
+    moved = {}
+    for opt in ("adam", "sgd"):
+        model = tiny_model()
+        try:
+            unlearn(model, big, big, trig, 0, epochs=1, batch_size=8, stop_live=0.0, optimizer=opt)
+        except DivergenceError:
+            moved[opt] = math.inf
+            continue
+        start = tiny_model().parameters()
+        moved[opt] = max(float((p - p0).detach().abs().max()) for p, p0 in zip(model.parameters(), start))
+    steps = math.ceil(30 / 8)
+    assert moved["adam"] <= 2 * steps * 1e-3  # Adam: about lr per step (its bias correction allows a little more)
+    assert moved["sgd"] > 100 * moved["adam"]
 
 
 def test_unbounded_huge_steps_diverge_with_a_clear_error():

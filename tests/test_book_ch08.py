@@ -20,8 +20,9 @@ def test_ch08_held_out_cells_back_the_prose(glue):
     worst_target = g["ch08_target_drop_worst_agme_bdk"]
     assert (g["ch08_over_target_agme_bdk"] > 0) == (worst_target > g["ch08_target_acc_drop_max"])
     assert g["ch08_bdk_unseen"] == 50  # "from 50 samples"; the first default's 10 were one image per class
-    # "BAERASE ended in an error on N of the cells: on the small BatchNorm network its gradient ascent ... diverges"
-    assert g["ch08_failed_baerase"] >= 1
+    # "BAERASE ended in an error on N of these cells" -- with SGD it diverged on the BatchNorm network's cells; with
+    # Adam (chapter 3) no cell of the book's subset may end in an error
+    assert g["ch08_failed_baerase"] == 0
     # "fine-tuning and fine-pruning leave the backdoor in place here as on the tuning setting"
     assert g["ch08_success_finetune"] == 0.0 and g["ch08_success_fine_pruning"] == 0.0
     # the tuning setting's cells come from chapter 7's grid: every defense of the chapter is compared
