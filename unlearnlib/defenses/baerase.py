@@ -28,10 +28,11 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
 - the optimiser is Adam at lr 1e-3 (paper: SGD lr 1e-4, momentum 0.9; ours before the robustness grid: SGD lr 1e-3;
   ``optimizer="sgd"`` keeps it): on a network with BatchNorm and global average pooling (the grid's ``small-bn``)
   the triggered images' features are many times larger than the clean ones, SGD's steps scale with them, and the
-  first epoch either diverged (NaN) or collapsed the model to one class (accuracy -50 to -87 points, also with
-  gradients rescaled by the BatchNorm scales); Adam's steps are normalised per weight. Chosen on grid seed 0, the
-  60 cells without repair, the same recoveries: asr <= 2% with accuracy drop <= 1.5 points on 19 cells (SGD 13),
-  0 errors (SGD 13 of 27 ``small-bn`` cells), the MLP's Blended backdoors removed (SGD left asr ~100% on 5);
+  first epoch either diverged (NaN: 13 of grid seed 0's 27 ``small-bn`` cells) or collapsed the model to one class
+  (accuracy -62 to -87 points on the other 14; -29 to -87 on the planted ones with the conv steps rescaled by the
+  BatchNorm scales, the BatchNorm weights frozen); Adam's steps are normalised per weight. Chosen on grid seed 0,
+  the 60 cells without repair, the same recoveries: asr <= 2% with accuracy drop <= 1.5 points on 19 cells (SGD
+  13), no error, the MLP's Blended backdoors removed (SGD left asr ~100% on 5);
   Adam at lr 3e-4: 14 cells; Adam with the paper's α = 100: 16 (asr <= 2% on 16 cells against 26 at α = 10).
   Judged on grid seed 1 through the grid runner (``bench --grid robustness --grid-seed 1 --defenses baerase
   baerase+repair``): ``baerase`` 8.3 -> 15.0% success, ``baerase+repair`` 23.3 -> 30.0% (errors 10 -> 0);
