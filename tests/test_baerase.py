@@ -128,19 +128,20 @@ def test_adam_steps_stay_bounded_where_large_features_make_sgd_overshoot():
     from unlearnlib.recover.mesa import GeneratedTrigger, TriggerGenerator
 
     trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
-    big = Data(1000 * tiny_data().x, tiny_data().y)
-    moved = {}
+    data = tiny_data()
+    big = Data(1000 * data.x, data.y)
+    lr, batch_size, moved = 1e-3, 8, {}
     for opt in ("adam", "sgd"):
         model = tiny_model()
         try:
-            unlearn(model, big, big, trig, 0, epochs=1, batch_size=8, stop_live=0.0, optimizer=opt)
+            unlearn(model, big, big, trig, 0, lr=lr, epochs=1, batch_size=batch_size, stop_live=0.0, optimizer=opt)
         except DivergenceError:
             moved[opt] = math.inf
             continue
         start = tiny_model().parameters()
         moved[opt] = max(float((p - p0).detach().abs().max()) for p, p0 in zip(model.parameters(), start))
-    steps = math.ceil(30 / 8)
-    assert moved["adam"] <= 2 * steps * 1e-3  # Adam: about lr per step (its bias correction allows a little more)
+    steps = math.ceil(len(big) / batch_size)
+    assert moved["adam"] <= 2 * steps * lr  # Adam: about lr per step (its bias correction allows a little more)
     assert moved["sgd"] > 100 * moved["adam"]
 
 
