@@ -107,6 +107,8 @@ def _rows(rows):
 def test_success_rule_on_hand_made_rows():
     s = robustness.success
     assert s(0.02, 0.015, 0.03)  # exactly at every bound
+    f32 = [float(torch.tensor(v, dtype=torch.float32)) for v in (0.02, 0.99, 0.975, 0.96)]  # as evaluate() returns
+    assert s(f32[0], f32[1] - f32[2], f32[1] - f32[3])  # exactly at every bound, from float32 rates (3 of 100 images)
     assert s(0.0, -0.01, -0.05)  # gains are fine
     assert not s(0.0201, 0.0, 0.0) and not s(0.0, 0.0151, 0.0) and not s(0.0, 0.0, 0.0301)
     assert not s(float("nan"), 0.0, 0.0) and not s(0.01, None, 0.0)
