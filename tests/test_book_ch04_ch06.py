@@ -74,3 +74,18 @@ def test_ch06_grid_cell_backs_the_prose(glue):
     assert g["ch06_cell_target_acc_repaired"] >= g["ch06_cell_target_acc_before"] - 3.0  # "gave it back"
     assert g["ch06_cell_asr_repaired"] <= 2.0
     assert g["ch06_cell_acc_before"] - g["ch06_cell_acc_repaired"] <= 1.5
+
+
+def test_ch06_baerase_cell_backs_the_prose(glue):
+    """Issue 9 §3: on a grid cell, BAERASE takes the target class, the repair gives it back without the backdoor,
+    and the first version's hold (``repair_hold="cleaned"``) let part of the backdoor come back."""
+    g = glue("06_repair")
+    assert g["ch06_b_cell"] == "g0c000" and g["ch06_b_cell_unseen"] == 175
+    assert "blended backdoor" in g["ch06_b_cell_what"]  # "part of the attacker's blend fires again"
+    assert g["ch06_b_cell_asr_before"] >= 90.0
+    assert g["ch06_b_cell_asr_unlearned"] <= 2.0  # "removed the backdoor"
+    assert g["ch06_b_cell_target_acc_unlearned"] < g["ch06_b_cell_target_acc_before"] - 3.0  # "took the class"
+    assert g["ch06_b_cell_target_acc_repaired"] >= g["ch06_b_cell_target_acc_before"] - 3.0  # "gave it back"
+    assert g["ch06_b_cell_asr_repaired"] <= 2.0
+    assert g["ch06_b_cell_asr_cleaned"] > 2.0  # "the asr climbs": past the grid's bound
+    assert g["ch06_b_cell_acc_before"] - g["ch06_b_cell_acc_repaired"] <= 1.5

@@ -116,6 +116,15 @@ from .base import Defense, DefenseResult
 from .editing import layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 
 REPAIRABLE = ("baerase", "nc-unlearn", "agme", "agme-bdk")
+HOLDS = ("lower", "cleaned")  # the triggered keys' target value: the lower of cleaned / unlearned, or cleaned alone
+
+
+def check_hold(hold: str, name: str = "hold") -> str:
+    """``hold`` checked against :data:`HOLDS` (the error names the parameter ``name``)."""
+    if hold not in HOLDS:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, HOLDS))} (the triggered images' target score: "
+                         f"the lower of its cleaned and unlearned values, or the cleaned value alone), got {hold!r}")
+    return hold
 
 
 def _heads(model: nn.Module, num_classes: int) -> list[str]:
@@ -179,18 +188,22 @@ def repair_layers(model: nn.Module, num_classes: int, layers: str | list[str] | 
 
 def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: TriggerArg, target: int, *,
            layers: str | list[str] | None = None, keep_weight: float = 100.0, hold_weight: float = 1.0,
-           mu: float = 1.0, draws: int = 4, augment: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+           mu: float = 1.0, draws: int = 4, augment: bool = True,
+           hold: str = "lower") -> tuple[nn.Module, dict[str, Any]]:
     """The (repair) edit of ``unlearned``, IN PLACE (callers pass a copy), layer after layer in forward order, each
     with the keys of the model repaired so far; returns it and an info dict. On the output layer only the
     ``target``'s row (and bias) changes; a hidden layer named in ``layers`` is solved whole.
 
-    ``keep_weight`` is a, ``hold_weight`` h, ``mu`` the pull to the unlearned weights; ``original`` is f0 (not
-    modified; same architecture). Raises if ``unseen`` has no sample of ``target``."""
+    ``keep_weight`` is a, ``hold_weight`` h, ``mu`` the pull to the unlearned weights; ``hold="lower"`` holds the
+    triggered keys' target logit at min(cleaned, unlearned), ``"cleaned"`` at the cleaned value alone (the first
+    version, for comparison); ``original`` is f0 (not modified; same architecture). Raises if ``unseen`` has no sample
+    of ``target``."""
     for name, v in (("keep_weight", keep_weight), ("hold_weight", hold_weight), ("mu", mu)):
         check_number(v, name)
     if not keep_weight > 0:
         raise ValueError(f"keep_weight must be > 0 (the weight of the target-class keys), got {keep_weight!r}")
     check_positive_int(draws, "draws")
+    check_hold(hold)
     with torch.no_grad():
         num_classes = int(original(unseen.x[:1]).shape[1])
     check_class(target, num_classes, "target")
@@ -220,7 +233,7 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
         if len(xtrig):  # triggered keys -> the clean image's output: the cleaned value (no backdoor)
             kg = _ones(layer_keys(unlearned, head, xtrig))
             vg = v0n.repeat(draws, 1)
-            if is_head:  # [ours] never above the unlearned target logit: the repair must not raise the backdoor
+            if is_head and hold == "lower":  # [ours] no higher than unlearning left it: not the backdoor again
                 vg = torch.minimum(vg, kg @ w1.T)
             keys.append(sh * kg)
             vals.append(sh * vg)
@@ -237,20 +250,22 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
                               "repair_rows": f"target {target} of {heads[-1]}" if heads and heads[-1] in names
                               else "all",
                               "keep_weight": a, "hold_weight": float(hold_weight), "repair_mu": float(mu),
-                              "repair_draws": draws, "repair_augment": augment, "repair_solve_seconds": solve_seconds,
+                              "repair_draws": draws, "repair_hold": hold, "repair_augment": augment,
+                              "repair_solve_seconds": solve_seconds,
                               "repair_seconds": time.perf_counter() - start}
 
 
 class Repaired(Defense):
     """An unlearning defense followed by :func:`repair` (subclassed once per inner defense by
     :func:`compose_repair`). Repair parameters: ``keep_weight``, ``hold_weight``, ``repair_mu``, ``draws``,
-    ``augment_repair``, ``repair_layers``; every other argument goes to the inner defense."""
+    ``augment_repair``, ``repair_layers``, ``repair_hold`` (:func:`repair`'s ``hold``); every other argument goes to
+    the inner defense."""
 
     inner: str = ""
 
     def __init__(self, keep_weight: float = 100.0, hold_weight: float = 1.0, repair_mu: float = 1.0,
                  draws: int = 4, augment_repair: bool = True, repair_layers: str | list[str] | None = None,
-                 **kw: Any) -> None:
+                 repair_hold: str = "lower", **kw: Any) -> None:
         for name, v in (("keep_weight", keep_weight), ("hold_weight", hold_weight), ("repair_mu", repair_mu)):
             check_number(v, name)
         if not keep_weight > 0:
@@ -267,7 +282,7 @@ class Repaired(Defense):
                          progress=self.inner_defense.progress)
         self.repair_kwargs = {"keep_weight": float(keep_weight), "hold_weight": float(hold_weight),
                               "mu": float(repair_mu), "draws": check_positive_int(draws, "draws"),
-                              "augment": augment_repair,
+                              "augment": augment_repair, "hold": check_hold(repair_hold, "repair_hold"),
                               "layers": None if repair_layers is None else
                               [repair_layers] if isinstance(repair_layers, str) else list(repair_layers)}
 
