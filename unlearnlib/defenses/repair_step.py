@@ -4,13 +4,13 @@ Why: an unlearning defense removes the behaviour of a trigger T̂ it recovered (
 carries target-class features, so unlearning it also pushes clean images of the target class t away from t: their
 target_acc drops while the other classes keep theirs. Repair restores what unlearning took, and only that.
 
-Mechanism *[ours]*: closed-form edits of the unlearned model, toward the ORIGINAL model's outputs on the
-defender's unseen samples, with the triggered keys held no higher than their cleaned values. Let f0 be the model before
+Mechanism *[ours]*: closed-form edits of the unlearned model, toward the ORIGINAL model's outputs on the defender's
+unseen samples, with the triggered keys held no higher than their cleaned values. Let f0 be the model before
 unlearning, f1 the model after it, D the unseen samples (each also shifted by a few pixels, ``augment``), D_t those
-of class t and D_n the others. The repaired layer is the output layer by default (``layers`` may list more, e.g.
-the late edit layer first: they are then edited one after the other in forward order, each with the keys of the
-model repaired so far). On the output layer only the target's row changes: with w1 (its row in f1, bias folded
-in), k(x) the layer's input there, and v0(x) f0's target logit on x,
+of class t and D_n the others. The repaired layer is the output layer by default (``layers`` may list more, e.g. the
+late edit layer first: they are then edited one after the other in forward order, each with the keys of the model
+repaired so far). On the output layer only the target's row changes: with w1 (its row in f1, bias folded in), k(x)
+the layer's input there, and v0(x) f0's target logit on x,
 
     min_w'  a sum_{x in D_t} (w' k(x) - v0(x))^2                          (give t back: f0's target logit)
               + sum_{x in D_n} (w' k(x) - v0(x))^2                          (the other clean images: f0's too)
@@ -23,7 +23,8 @@ the same way, toward f0's outputs W0 k0(x) at that layer. Both are solved by
 weights). Clean images carry no trigger, so f0's outputs on them are clean behaviour; a triggered image is sent to
 f0's output on the same image without the trigger -- its cleaned value, the AGME edit's own target -- or, where
 unlearning left its target logit lower than that, to the unlearned value *[ours]*: the repair may give the target
-class back, but never raise a triggered image's target score above what unlearning left it. ``T̂_r`` are ``draws``
+class back, but it never aims a triggered image's target score above what unlearning left it (a least-squares
+target, not a hard bound: the tests and the grid measure what it gives). ``T̂_r`` are ``draws``
 applications of the trigger the unlearning used (a recovered trigger *distribution* draws fresh patches each time).
 A hidden layer in ``layers`` has no target logit: its triggered keys go to the cleaned values.
 
