@@ -81,6 +81,7 @@ def test_ch06_baerase_cell_backs_the_prose(glue):
     and the first version's hold (``repair_hold="cleaned"``) let part of the backdoor come back."""
     g = glue("06_repair")
     assert g["ch06_b_cell"] == "g0c000" and g["ch06_b_cell_unseen"] == 175
+    assert g["ch06_b_cell_same_unlearned"] == 1  # "the same unlearned model repaired the way the first version did"
     assert "blended backdoor" in g["ch06_b_cell_what"]  # "part of the attacker's blend fires again"
     assert g["ch06_b_cell_asr_before"] >= 90.0
     assert g["ch06_b_cell_asr_unlearned"] <= 2.0  # "removed the backdoor"
