@@ -1,7 +1,9 @@
 """The one training loop, for clean and poisoned training and for every fine-tuning defense.
 
 On CUDA the whole dataset is moved to the device once and the forward pass runs under bf16 autocast; on the CPU
-the loop is deterministic under ``seed`` (same seed, same weights).
+the loop is deterministic under ``seed`` (same seed, same machine, same weights). Another CPU model can round
+differently (PyTorch and its math libraries pick their vector instructions per CPU: AVX-512 on this workplace's Intel
+machines, other paths on its AMD ones), and a few epochs amplify the last bit into different weights.
 """
 
 from __future__ import annotations
