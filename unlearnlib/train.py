@@ -2,8 +2,8 @@
 
 On CUDA the whole dataset is moved to the device once and the forward pass runs under bf16 autocast; on the CPU
 the loop is deterministic under ``seed`` (same seed, same machine, same weights). Another CPU model can round
-differently (PyTorch and its math libraries pick their vector instructions per CPU: AVX-512 on this workplace's Intel
-machines, other paths on its AMD ones), and a few epochs amplify the last bit into different weights.
+differently (PyTorch and its math libraries pick their vector instructions and code paths per CPU: AVX-512 on one,
+AVX2 on another), and a few epochs amplify the last bit into different weights.
 """
 
 from __future__ import annotations
