@@ -48,6 +48,10 @@ def test_ch05_blended_needs_a_blend_shaped_recovery(glue):
     assert g["ch05_blended_baerase_asr"] <= 3.0
     assert g["ch05_blended_acc_before"] - g["ch05_blended_baerase_acc"] <= 1.0
     assert g["ch05_blended_nc_asr"] > g["ch05_blended_baerase_asr"]  # the prose says Neural Cleanse's patch fails
+    from unlearnlib.recover.target_search import KEEP_RATE
+
+    assert g["ch05_keep_rate"] == round(100 * KEEP_RATE)  # the prose's "on at least N% of the held-out images"
+    assert "blend" in g["ch05_blended_kind"].split("+")  # a blend backdoor: the edit's trigger holds a blend
 
 
 def test_ch05_where_trigger_recovery_fails(glue):

@@ -165,9 +165,51 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     assert trained == [(3, None)] and given.search is None  # target given: no search, the first size
 
 
-RECOVER_KW = dict(kinds=("patch", "blend"), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3, gen_steps=1,
-                  gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3, threshold=2.0,
-                  position_stride=2, seed=0, progress=False)
+RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3,
+                  gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
+                  threshold=2.0, position_stride=2, keep="best", keep_rate=0.25, seed=0, progress=False)
+
+
+def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
+    """``keep="all"``: every final kind whose held-out rate reaches ``keep_rate`` joins the recovered trigger (an
+    ensemble), the best one alone otherwise; ``"best"`` keeps the higher rate only (the generators faked)."""
+    from unlearnlib.recover import target_search as ts
+    from unlearnlib.recover.mesa import TriggerEnsemble
+
+    def fake_train(model, x, jobs, **kw):
+        return [(GeneratedTrigger(TriggerGenerator((1, 12, 12), j.patch_size, hidden=8), seed=j.seed,
+                                  target=j.target), {}) for j in jobs]
+
+    monkeypatch.setattr(ts, "train_generators", fake_train)
+    monkeypatch.setattr(ts, "proxy_rates", lambda model, triggers, heldout, targets, draws=1:
+                        [0.3 if t.generator.patch_size else 0.9 for t in triggers])
+    data = tiny_data()
+    best = ts._recover(tiny_model(), data, data, 3, 1, **RECOVER_KW)
+    assert best.kind == "blend" and best.patch_size is None and not isinstance(best.trigger, TriggerEnsemble)
+    both = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "keep": "all"})
+    assert both.kind == "patch+blend" and both.patch_size == 3 and isinstance(both.trigger, TriggerEnsemble)
+    assert [m.generator.patch_size for m in both.trigger.members] == [3, None]
+    assert both.kind_rates == {"patch": 0.3, "blend": 0.9}
+    high = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "keep": "all", "keep_rate": 0.5})
+    assert high.kind == "blend"  # the patch fires on too few held-out images
+    two_betas = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "keep": "all", "betas": (0.5, 0.8)})
+    assert [m.generator.patch_size for m in two_betas.trigger.members] == [3, None, 3, None]
+
+
+@pytest.mark.parametrize("kwargs, param", [({"keep": "both"}, "keep"), ({"keep_rate": 1.5}, "keep_rate")])
+def test_bad_keep_names_the_parameter(kwargs, param):
+    from unlearnlib.recover.target_search import recover
+
+    data = tiny_data()
+    with pytest.raises(ValueError, match=f"^{param} must be"):
+        recover(tiny_model(), data, data, 3, 1, progress=False, **kwargs)
+
+
+def test_agme_rejects_an_unknown_keep_kinds():
+    from unlearnlib.defenses import get_defense
+
+    with pytest.raises(ValueError, match="^keep_kinds must be one of"):
+        get_defense("agme", keep_kinds="both")
 
 
 @pytest.mark.parametrize("sizes, message", [((), "non-empty tuple"), ((3, 3), "distinct"), ((0,), ">= 1"),

@@ -47,6 +47,8 @@ from .mesa import GeneratedTrigger, Job, TriggerEnsemble, train_generators
 from .shared import shared_or_compute
 
 KINDS = ("patch", "blend")
+KEEPS = ("best", "all")  # which final trigger kinds recover() keeps (its docstring)
+KEEP_RATE = 0.25  # [ours] with keep="all", a kind is kept when its held-out rate reaches this
 PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
 
@@ -200,7 +202,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
             gen_batch_size: int = 128, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
             search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = 2,
-            seed: int = 0, progress: bool | None = None) -> Recovery:
+            keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
     One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
@@ -208,15 +210,22 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     given or the search decided on a blend); the kind whose triggers reach the higher attack rate on ``heldout``
     wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). With several ``betas`` the
     winner becomes a MESA ensemble, one member per β (the extra members batched, seeded ``seed + 101 + i``).
+    ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
+    image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
+    can win the comparison on a *patch* backdoor and a defense built on it alone leaves the patch in place
+    (:class:`~unlearnlib.defenses.editing.Agme` keeps both; its docstring gives the grid's figures).
 
     Within :func:`~unlearnlib.recover.shared.sharing` an identical call (same model weights, data and arguments)
     returns the recovery computed before instead of training again.
     """
+    if keep not in KEEPS:
+        raise ValueError(f"keep must be one of {KEEPS} (which final trigger kinds to keep), got {keep!r}")
+    check_fraction(keep_rate, "keep_rate", low_open=False)
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
-                max_blend=max_blend, threshold=threshold, position_stride=position_stride, seed=seed, target=target,
-                num_classes=num_classes)
+                max_blend=max_blend, threshold=threshold, position_stride=position_stride, keep=keep,
+                keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
                                  k: v for k, v in args.items() if k not in ("target", "num_classes")}))
@@ -226,7 +235,7 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
              search_lr: float, search_batch_size: int, max_blend: float, threshold: float, position_stride: int,
-             seed: int, progress: bool | None) -> Recovery:
+             keep: str, keep_rate: float, seed: int, progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, position_stride=position_stride)
     search = None
@@ -243,10 +252,13 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
                                              desc="final generators", **common)]
     rates = dict(zip(kinds, proxy_rates(model, finals, heldout, [target] * len(kinds))))
     kind = max(rates, key=lambda k: rates[k])
-    trigger: GeneratedTrigger | TriggerEnsemble = finals[list(kinds).index(kind)]
+    kept = [kind] if keep == "best" else [k for k in kinds if k == kind or rates[k] >= keep_rate]
+    members = [finals[list(kinds).index(k)] for k in kept]
     if len(betas) > 1:
-        more = [Job(target, kind_patch_size(kind, size), seed + 101 + i, b) for i, b in enumerate(betas[1:])]
-        trigger = TriggerEnsemble([trigger] + [t for t, _ in train_generators(
-            model, train.x, more, steps=gen_steps, batch_size=gen_batch_size, desc="ensemble generators", **common)])
-    return Recovery(trigger, target, kind, rates, search, time.perf_counter() - start,
-                    patch_size=kind_patch_size(kind, size))
+        more = [Job(target, kind_patch_size(k, size), seed + 101 + i, b) for k in kept for i, b in enumerate(betas[1:])]
+        members += [t for t, _ in train_generators(model, train.x, more, steps=gen_steps, batch_size=gen_batch_size,
+                                                   desc="ensemble generators", **common)]
+    trigger: GeneratedTrigger | TriggerEnsemble = members[0] if len(members) == 1 else TriggerEnsemble(members)
+    label = "+".join(kept)
+    return Recovery(trigger, target, label, rates, search, time.perf_counter() - start,
+                    patch_size=size if "patch" in kept else None)
