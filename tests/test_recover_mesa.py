@@ -10,6 +10,7 @@ from torch import nn
 
 from unlearnlib.data import Data
 from unlearnlib.device import cpu_threads
+from unlearnlib.recover import target_search as ts
 from unlearnlib.recover.mesa import GeneratedTrigger, Mine, TriggerGenerator, paste, train_generator
 from unlearnlib.recover.target_search import search_target
 
@@ -132,7 +133,6 @@ def test_target_search_returns_per_class_scores():
 def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_keeps_its_size(monkeypatch):
     """The defender does not know the trigger's size: 3x3 finds nothing here, 6x6 names class 2, the blend is never
     trained, and the final patch generator is 6x6 (the control flow, with the generators faked)."""
-    from unlearnlib.recover import target_search as ts
 
     trained: list[tuple[int | None, ...]] = []
     lrs: list[float] = []
@@ -167,13 +167,12 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
 
 RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3,
                   gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
-                  threshold=2.0, position_stride=2, keep="best", keep_rate=0.25, seed=0, progress=False)
+                  threshold=2.0, position_stride=2, keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
 
 
 def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
     """``keep="all"``: every final kind whose held-out rate reaches ``keep_rate`` joins the recovered trigger (an
     ensemble), the best one alone otherwise; ``"best"`` keeps the higher rate only (the generators faked)."""
-    from unlearnlib.recover import target_search as ts
     from unlearnlib.recover.mesa import TriggerEnsemble
 
     def fake_train(model, x, jobs, **kw):

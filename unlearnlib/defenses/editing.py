@@ -378,12 +378,10 @@ class Agme(AgmeBDK):
         if recover_params is not None and not isinstance(recover_params, dict):
             raise ValueError(f"recover_params must be a dict of arguments of unlearnlib.recover.target_search.recover "
                              f"(gen_steps, search_steps, ...), got {recover_params!r}")
-        from ..recover.target_search import KEEPS
+        from ..recover.target_search import check_keep
 
-        if keep_kinds not in KEEPS:
-            raise ValueError(f"keep_kinds must be one of {KEEPS} (the recovered trigger kinds the edit uses), "
-                             f"got {keep_kinds!r}")
-        self.recover, self.recover_params = recover, {"keep": keep_kinds, **(recover_params or {})}
+        self.recover, self.recover_params = recover, {"keep": check_keep(keep_kinds, "keep_kinds"),
+                                                      **(recover_params or {})}
         self.nc_steps, self.nc_lam = check_positive_int(nc_steps, "nc_steps"), check_number(nc_lam, "nc_lam")
 
     def recover_trigger(self, model: nn.Module, defender: Data, target: int | None,

@@ -87,6 +87,14 @@ def check_patch_sizes(patch_sizes: Any, image_size: int | None = None) -> tuple[
     return tuple(sizes)
 
 
+def check_keep(keep: Any, param: str = "keep") -> str:
+    """``keep`` if it is one of :data:`KEEPS` (which final trigger kinds :func:`recover` keeps), else a ValueError
+    naming ``param``."""
+    if keep not in KEEPS:
+        raise ValueError(f"{param} must be one of {KEEPS} (which recovered trigger kinds to keep), got {keep!r}")
+    return keep
+
+
 def variants(kinds: tuple[str, ...], patch_sizes: tuple[int, ...]) -> list[tuple[str, int | None]]:
     """The (kind, generator patch size) pairs to try, in order: each patch size for ``"patch"``, one blend."""
     return [(k, s) for k in kinds for s in (patch_sizes if k == "patch" else (None,))]
@@ -218,8 +226,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     Within :func:`~unlearnlib.recover.shared.sharing` an identical call (same model weights, data and arguments)
     returns the recovery computed before instead of training again.
     """
-    if keep not in KEEPS:
-        raise ValueError(f"keep must be one of {KEEPS} (which final trigger kinds to keep), got {keep!r}")
+    check_keep(keep)
     check_fraction(keep_rate, "keep_rate", low_open=False)
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
