@@ -14,6 +14,7 @@ from unlearnlib.data import Data
 from unlearnlib.defenses import get_defense
 from unlearnlib.defenses.baerase import BAErase, DivergenceError
 from unlearnlib.device import cpu_threads
+from unlearnlib.recover.target_search import KEEP_RATE
 
 TINY = dict(hidden=16, gen_steps=2, gen_batch_size=8, search_steps=2, search_batch_size=8, epochs=1,
             batch_size=8, device="cpu", progress=False)
@@ -58,10 +59,32 @@ def test_given_target_skips_the_search():
                                            ({"threshold": "2"}, "threshold"), ({"gen_lr": 0.0}, "gen_lr"),
                                            ({"gen_alpha": math.inf}, "gen_alpha"), ({"kl_stop": True}, "kl_stop"),
                                            ({"ascent_bound": True}, "ascent_bound"),
-                                           ({"optimizer": "rmsprop"}, "optimizer")])
+                                           ({"optimizer": "rmsprop"}, "optimizer"),
+                                           ({"keep_kinds": "both"}, "keep_kinds")])
 def test_bad_hyperparameters_name_the_parameter(kwargs, param):
     with pytest.raises(ValueError, match=f"^{param} must be"):
         BAErase(**{**TINY, **kwargs})
+
+
+@pytest.mark.parametrize("keep", ["best", "all"])
+def test_keep_kinds_reaches_the_recovery(monkeypatch, keep):
+    import unlearnlib.defenses.baerase as module
+
+    seen = []
+    real = module.recover
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["keep"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "recover", spy)
+    out = BAErase(**TINY, keep_kinds=keep)(tiny_model(), tiny_data(), target=2, num_classes=3)
+    assert seen == [keep]
+    rates = out.info["kind_rates"]
+    best = max(rates, key=rates.get)
+    kept = [k for k in rates if k == best or (keep == "all" and rates[k] >= KEEP_RATE)]
+    assert out.info["trigger_kind"] == "+".join(kept)
+    assert BAErase().recover_kwargs["keep"] == "best"  # the default: the kind that fires most (not adopted: "all")
 
 
 def test_split_is_the_shared_holdout_rule():
