@@ -244,7 +244,7 @@ class AgmeBDK(Defense):
     against 4 of 10 cells); with the repair step after it on grid seed 1: 75.0% against 71.7%. The dense shifts: 78%
     against 73% with nine on grid seed 0, 65% against 67% on grid seed 1 (one cell), and they keep Blended's
     accuracy drop on the tuning setting within its 0.5-point bound (nine shifts: 0.8). ``layers="auto"`` still runs
-    the cascade (:meth:`edit`). A later sweep on grid seed 0 (50 of 60 cells succeed with the defaults) changed
+    the cascade (:meth:`edit`). A later sweep on grid seed 0 (50 of 60 cells succeed with the defaults) gained
     nothing: the small BatchNorm network's last conv layer instead of its output layer succeeded on 17 of its 27
     cells against 23, both hidden Linears of LeNet-5 on 7 of 10 against 6, of the MLP on 12 of 13 as the first
     alone; ``lam`` from 1 to 5 with ``mu`` 1 or 3 moved it by one cell at most, with the repair after it too
@@ -364,15 +364,15 @@ class Agme(AgmeBDK):
     ``agme`` 21 -> 24 cells (35.0 -> 40.0%), median asr 2.7 -> 2.1%, target drop <= 3 in 53 -> 51 cells;
     ``agme-repair`` 25 -> 30 (41.7 -> 50.0%), median asr 2.9 -> 2.0%, target drop <= 3 in 58 -> 57 cells. All on
     one Intel machine (the numbers move with the CPU).
-    Tried on grid seed 0 (60 cells, ``agme+repair``, the same recovered triggers edited each way; 18 cells succeed
-    with the defaults) and not adopted: fitting every kept kind on every unseen image instead of one kind per image
-    (16 cells, with either weighting of the triggered keys); ``mu=3`` or ``mu=1`` (16, 17); a second and third round
-    that recover the trigger again on the edited model, target known, and solve the edit once more with every
-    trigger recovered so far (18 either way, target drop <= 3 in 55 -> 49 cells: on the edited model the generator
-    mostly finds what sets the target class apart); the final generators trained 120 steps instead of 60 (17 cells;
+    Tried on grid seed 0 (60 cells, ``agme+repair``, the same recovered triggers edited each way; 18 cells succeed with
+    the defaults) and not adopted: fitting every kept kind on every unseen image instead of one kind per image (16
+    cells, with either weighting of the triggered keys); ``mu=3`` or ``mu=1`` (16, 17); a second and third round that
+    recover the trigger again on the edited model, target known, and solve the edit once more with every trigger
+    recovered so far (18 either way, target drop <= 3 in 55 -> 49 and 50 cells: on the edited model the generator mostly
+    finds what sets the target class apart); the final generators trained 120 steps instead of 60 (17 cells;
     ``agme-repair`` 13 -> 16 and ``agme`` 13 -> 15, at twice the generators' time: not judged further, since the
-    pipeline with the repair step lost a cell). The asr the blind edit leaves on cells whose target it found is
-    the recovered trigger's distance from the attacker's, not a setting of the edit.
+    pipeline with the repair step lost a cell). The asr the blind edit leaves on cells whose target it found is the
+    recovered trigger's distance from the attacker's, not a setting of the edit.
     ``recover_params`` are passed to :func:`~unlearnlib.recover.target_search.recover` (``gen_steps``, ...).
     """
 
