@@ -28,3 +28,17 @@ def test_ch08_held_out_cells_back_the_prose(glue):
     # the tuning setting's cells come from chapter 7's grid: every defense of the chapter is compared
     assert g["ch08_defenses"] == len(DEFENSES) and 0 <= g["ch08_tuning_successes"] <= len(DEFENSES)
     assert g["ch08_grid_seconds"] >= 0 and g["ch08_full_minutes"] >= 0
+
+
+def test_ch08_repair_stages_back_the_prose(glue):
+    """"Of the N repaired runs on these cells, A kept the target class within its bound after unlearning and B after
+    the repair; the repair raised the asr on R of them and pushed P over the asr bound": one run per cell and
+    composition, every count within it."""
+    from unlearnlib.defenses.repair_step import REPAIRABLE
+
+    g = glue("08_does_it_hold")
+    runs = g["ch08_repair_runs"]
+    assert runs == len(REPAIRABLE) * g["ch08_cells"]
+    assert g["ch08_raise_min"] == 1.0  # "raised (by more than 1 point)"
+    for key in ("raised", "pushed", "within_unlearned", "within_repaired"):
+        assert 0 <= g[f"ch08_repair_{key}"] <= runs

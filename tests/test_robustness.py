@@ -233,3 +233,58 @@ def test_unparseable_grid_arguments_exit_with_usage(argv, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--grid" in err or "--cells" in err
+
+
+def test_repair_stages_count_what_the_repair_gave_back_and_what_it_raised():
+    """Per ``<defense>+repair``: the target class and the asr after unlearning and after the repair, the cells the
+    repair raised (more than one point) or pushed over the asr bound, and the largest rise with its cell."""
+    rep = {"defense": "agme+repair", "target_acc_before": 0.97}
+    df = _rows([
+        {**rep, "cell": "a", "target_acc_unlearned": 0.90, "target_acc": 0.96, "asr_unlearned": 0.010, "asr": 0.030},
+        {**rep, "cell": "b", "target_acc_unlearned": 0.97, "target_acc": 0.97, "asr_unlearned": 0.200, "asr": 0.215},
+        {**rep, "cell": "c", "target_acc_unlearned": 0.93, "target_acc": 0.92, "asr_unlearned": 0.050, "asr": 0.040},
+        {**rep, "cell": "d", "status": "failed", "target_acc_unlearned": None, "target_acc": None,
+         "asr_unlearned": None, "asr": None},
+        {"defense": "agme", "cell": "a", "target_acc_unlearned": None, "target_acc": 0.90, "asr_unlearned": None,
+         "asr": 0.01},
+    ]).assign(acc=0.98)
+    r = robustness.repair_stages(df)
+    assert r["defense"].tolist() == ["agme+repair"]  # only the compositions, only finished cells
+    x = r.iloc[0]
+    assert x["cells"] == 3
+    assert (x["target_ok_unlearned"], x["target_ok"]) == (1, 2)  # a: 7 -> 1 point, b: 0 -> 0, c: 4 -> 5
+    assert x["target_acc_drop_unlearned_median"] == pytest.approx(0.04)
+    assert x["target_acc_drop_median"] == pytest.approx(0.01)
+    assert x["asr_unlearned_median"] == pytest.approx(0.05) and x["asr_median"] == pytest.approx(0.04)
+    assert x["raised"] == 2  # a (+2 points) and b (+1.5); c went down
+    assert x["pushed_over"] == 1  # a: 1% -> 3%
+    assert x["largest_rise"] == pytest.approx(0.02) and x["largest_rise_cell"] == "a"
+    md = robustness.to_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None,
+                                          model="cnn", attack="badnets"))
+    assert "| agme+repair | 3 | 4.0 -> 1.0 | 1 -> 2 | 5.0 -> 4.0 | 2 | 1 | 2.0 (a) |" in md
+    plain = df[df["defense"] == "agme"]
+    assert robustness.repair_stages(plain).empty and robustness.repair_stages(plain.drop(
+        columns=["target_acc_unlearned"])).empty
+    assert "The repair step" not in robustness.to_markdown(plain.assign(
+        target=0, poison_ratio=0.1, attack_params="{}", error=None, model="cnn", attack="badnets"))
+
+
+def test_a_shared_memo_lets_a_second_grid_call_reuse_the_recoveries(tmp_path, monkeypatch):
+    """Chapter 8 runs the ``+repair`` compositions after the defaults: with one memo the blind edit's recovery is
+    computed once per cell, not once per call."""
+    from unlearnlib.recover.shared import RecoveryMemo
+
+    spec = next(s for s in robustness.sample_cells(12) if s["model"] == "cnn")
+    monkeypatch.setattr(robustness, "sample_cells", lambda cells, grid_seed=0: [spec])
+    memo = RecoveryMemo()
+    kw = {"profile": TINY, "progress": False, "quiet": True, "write": False, "shared": memo}
+    robustness.run_robustness(1, tmp_path, defenses=["agme"], **kw)
+    assert len(memo.results) == 1 and memo.credited == 0.0
+    second = robustness.run_robustness(1, tmp_path, defenses=["agme+repair"], **kw)
+    assert len(memo.results) == 1 and memo.credited > 0.0  # reused, and its seconds credited to the defense
+    assert set(second["defense"]) == {"none", "agme+repair"}
+    cells = tmp_path / "cells"
+    assert json.loads((cells / f"{spec['cell']}__agme.json").read_text())["info"]["recovery_reused"] is False
+    assert json.loads((cells / f"{spec['cell']}__agme+repair.json").read_text())["info"]["recovery_reused"] is True
+    with pytest.raises(ValueError, match="shared must be None or an unlearnlib.recover.shared.RecoveryMemo"):
+        robustness.run_robustness(1, tmp_path, profile=TINY, defenses=["agme"], progress=False, shared={})

@@ -32,6 +32,14 @@ GRID = _rows([
 ])
 
 
+REPAIRED = pd.concat([GRID, _rows([
+    {"cell": "a", "defense": "baerase+repair", "asr": 0.03, "acc": 0.98, "target_acc": 0.96, "asr_unlearned": 0.01,
+     "target_acc_unlearned": 0.90},  # the repair gave the class back and pushed the asr over its bound
+    {"cell": "b", "defense": "baerase+repair", "asr": 0.0, "acc": 0.98, "target_acc": 0.97, "asr_unlearned": 0.0,
+     "target_acc_unlearned": 0.97, "model": "mlp"},
+])], ignore_index=True)
+
+
 def _shown(df: pd.DataFrame) -> list[str]:
     """What style.check_table finds wrong in the table as the book shows it."""
     t = table(df)
@@ -87,8 +95,20 @@ def test_draws_and_cells_tables_name_the_sampler_values():
     assert math.isclose(c["poison (%)"].iloc[0], 100 * specs[0]["poison_ratio"])
 
 
+def test_repair_stages_table_in_points_and_counts():
+    r = rt.repair_stages(REPAIRED).set_index("defense")
+    assert list(r.index) == ["baerase+repair"]  # the defenses without a repair stage are left out
+    x = r.loc["baerase+repair"]
+    assert x["target_acc drop, median, unlearned (points)"] == pytest.approx(3.5)
+    assert x["target_acc drop, median, repaired (points)"] == pytest.approx(0.5)
+    assert (x["within target bound, unlearned (count)"], x["within target bound, repaired (count)"]) == (1, 2)
+    assert (x["asr raised by the repair (count)"], x["pushed over asr bound (count)"]) == (1, 1)
+    assert x["largest asr rise (points)"] == pytest.approx(2.0)
+    assert rt.repair_stages(GRID).empty
+
+
 @pytest.mark.parametrize("make", [rt.failure_reasons, rt.overview, rt.against_goals, rt.worst_table,
                                   lambda df: rt.by_table(df, "attack"), lambda df: rt.draws_table(),
-                                  lambda df: rt.cells_table(robustness.sample_cells(3))])
+                                  lambda df: rt.cells_table(robustness.sample_cells(3)), rt.repair_stages])
 def test_every_table_has_units_in_its_headers(make):
-    assert _shown(make(GRID)) == []
+    assert _shown(make(REPAIRED)) == []

@@ -166,7 +166,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              strict: bool = False, write: bool = True, download: bool | None = None,
              image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None,
              quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None,
-             unseen: int | None = None) -> pd.DataFrame:
+             unseen: int | None = None, shared: RecoveryMemo | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
@@ -181,9 +181,15 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     the defaults' cells in a resumed folder.
     ``unseen``: defender samples for every defense (default: each defense's ``default_unseen``); part of the cell's
     key too.
+    ``shared``: the :class:`~unlearnlib.recover.shared.RecoveryMemo` through which the defenses of a cell that
+    recover the trigger the same way recover it once (default: a new one for this call; pass one to share the
+    recoveries with another call, e.g. the ``+repair`` compositions run after their inner defenses).
     """
     from . import defenses as _registered  # noqa: F401  (registers every defense)
     from .experiment import run_defense, spec_scenario
+
+    if shared is not None and not isinstance(shared, RecoveryMemo):
+        raise ValueError(f"shared must be None or an unlearnlib.recover.shared.RecoveryMemo, got {shared!r}")
 
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
@@ -206,7 +212,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     cells = [(sp, d) for sp in specs for d in ["none", *dfs]]
     records: list[dict[str, Any]] = []
     scenarios_built: dict[int, Any] = {}
-    shared = RecoveryMemo()  # defenses that recover the trigger the same way on a cell recover it once
+    shared = RecoveryMemo() if shared is None else shared  # a cell's defenses that recover alike recover once
     bar = tqdm(cells, desc="bench", disable=not progress_enabled(progress), unit="cell")
     for spec, defense in bar:
         attack, seed, name = spec["attack"], spec["seed"], spec["cell"] or f"{spec['attack']}/seed {spec['seed']}"

@@ -21,7 +21,8 @@ when the attacked model's asr is at least :data:`PLANTED_ASR` before any defense
 and the success rate is also given over the planted cells alone, because on a cell whose backdoor never took the
 asr bound says little about the defense. Outputs in ``out``: ``robustness.csv`` (one row per cell x defense),
 ``robustness.md`` (per defense: success rate, median and worst of each metric; how many cells planted; the
-success rate per architecture and per attack; the worst cells) and ``robustness.png``
+success rate per architecture and per attack; for each ``<defense>+repair``, the target class and the asr after
+unlearning and after the repair, :func:`repair_stages`; the worst cells) and ``robustness.png``
 (:func:`unlearnlib.plots_bench.plot_robustness`).
 """
 
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .recover.shared import RecoveryMemo
 from .registry import DEFENSES
 from .zoo import atomic_write_text
 
@@ -61,6 +63,7 @@ PLANTED_ASR = 0.90  # a cell's backdoor is planted when the undefended asr is at
 # differ by >= 1e-5): a drop of exactly the bound passes (1e-9 did not: 99% -> 96% read 0.030000031)
 _EPS = 1e-6
 WORST_PER_DEFENSE = 3
+RAISE_MIN = 0.01  # [ours] a repair "raised" the asr when it went up by more than one point (one test image in 100)
 
 
 def sample_cells(cells: int = 60, grid_seed: int = 0) -> list[dict[str, Any]]:
@@ -182,8 +185,63 @@ def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
     return d.groupby("defense", sort=False).head(k).reset_index(drop=True)
 
 
+def repair_stages(df: pd.DataFrame) -> pd.DataFrame:
+    """Per ``<defense>+repair`` of ``df`` (its finished cells, which record the model after unlearning): the
+    target_acc drop and the asr after unlearning and after the repair (medians), the cells within the target bound
+    at each stage, and the check that the repair never brings the backdoor back -- the cells whose asr it raised by
+    more than :data:`RAISE_MIN`, those it pushed over :data:`ASR_MAX` (unlearning had left them within it), and the
+    largest rise with its cell. Empty (same columns) when ``df`` holds no repaired defense."""
+    cols = ["defense", "cells", "target_acc_drop_unlearned_median", "target_acc_drop_median",
+            "target_ok_unlearned", "target_ok", "asr_unlearned_median", "asr_median", "raised", "pushed_over",
+            "largest_rise", "largest_rise_cell"]
+    d = drops(df)
+    if "target_acc_unlearned" not in d:
+        return pd.DataFrame(columns=cols)
+    d = d[(d["status"] == "ok") & d["defense"].str.endswith("+repair") & d["target_acc_unlearned"].notna()]
+    rows = []
+    for defense, sub in d.groupby("defense", sort=False):
+        t_un = sub["target_acc_before"] - sub["target_acc_unlearned"]
+        rise = sub["asr"] - sub["asr_unlearned"]
+        worst = rise.idxmax()
+        rows.append({"defense": defense, "cells": len(sub), "target_acc_drop_unlearned_median": float(t_un.median()),
+                     "target_acc_drop_median": float(sub["target_acc_drop"].median()),
+                     "target_ok_unlearned": int((~over_bound("target_acc_drop", t_un)).sum()),
+                     "target_ok": int((~over_bound("target_acc_drop", sub["target_acc_drop"])).sum()),
+                     "asr_unlearned_median": float(sub["asr_unlearned"].median()),
+                     "asr_median": float(sub["asr"].median()),
+                     "raised": int((rise > RAISE_MIN + _EPS).sum()),
+                     "pushed_over": int((~over_bound("asr", sub["asr_unlearned"])
+                                         & over_bound("asr", sub["asr"])).sum()),
+                     "largest_rise": float(rise[worst]), "largest_rise_cell": str(sub.loc[worst, "cell"])})
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
+                           kind="stable").reset_index(drop=True)
+
+
 def _pct(v: float) -> str:
     return "—" if pd.isna(v) else f"{100 * v:.1f}"
+
+
+def _repair_markdown(df: pd.DataFrame) -> list[str]:
+    """The lines of :func:`repair_stages` in :func:`to_markdown` (none when ``df`` has no ``+repair`` row)."""
+    r = repair_stages(df)
+    if r.empty:
+        return []
+    lines = ["", "The repair step (target_acc drop and asr after unlearning -> after the repair; the repair must never "
+             f"bring the backdoor back: cells whose asr it raised by more than {100 * RAISE_MIN:g} point, and those it "
+             f"pushed over {100 * ASR_MAX:g}%):", "",
+             "| defense | cells | target_acc drop median (points) | cells within the target bound | asr % median | "
+             "asr raised (cells) | pushed over the asr bound (cells) | largest rise (points) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for _, x in r.iterrows():
+        cols = [x["defense"], str(x["cells"]),
+                f"{_pct(x['target_acc_drop_unlearned_median'])} -> {_pct(x['target_acc_drop_median'])}",
+                f"{x['target_ok_unlearned']} -> {x['target_ok']}",
+                f"{_pct(x['asr_unlearned_median'])} -> {_pct(x['asr_median'])}", str(x["raised"]),
+                str(x["pushed_over"]), f"{_pct(x['largest_rise'])} ({x['largest_rise_cell']})"]
+        lines.append("| " + " | ".join(cols) + " |")
+    return lines
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -211,6 +269,7 @@ def to_markdown(df: pd.DataFrame) -> str:
         lines += ["", f"Success % per {what} (cells in brackets):", "",
                   "| defense | " + " | ".join(t.columns) + " |", "|---|" + "---:|" * len(t.columns)]
         lines += ["| " + " | ".join([name, *(_pct(v) for v in row)]) + " |" for name, row in t.iterrows()]
+    lines += _repair_markdown(df)
     w = worst_cells(df)
     lines += ["", "Worst cells per defense (furthest from success):", "",
               "| defense | cell | model | attack | params | target | poison % | asr % before | asr % | "
@@ -238,17 +297,18 @@ def run_robustness(cells: int = 60, out: str | Path = "results/robustness", *, g
                    profile: str = "quick", defenses: Sequence[str] | None = None, device: str = "auto",
                    progress: bool | None = None, strict: bool = False, write: bool = True,
                    quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None,
-                   unseen: int | None = None) -> pd.DataFrame:
+                   unseen: int | None = None, shared: RecoveryMemo | None = None) -> pd.DataFrame:
     """Run (or resume) the robustness grid through :func:`unlearnlib.bench.run_grid`; return its rows with
     ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``. ``quiet``: no report of failed cells on
     stderr; ``params``: constructor arguments per defense, to judge a variant on the grid; ``unseen``: defender
-    samples for every defense instead of each one's default (all three:
+    samples for every defense instead of each one's default; ``shared``: a
+    :class:`~unlearnlib.recover.shared.RecoveryMemo` to share trigger recoveries with another call (all four:
     :func:`unlearnlib.bench.run_grid`)."""
     from .bench import run_grid
 
     specs = sample_cells(cells, grid_seed)
     df = run_grid(profile, None, defenses, out=out, progress=progress, device=device, strict=strict, write=False,
-                  scenarios=specs, quiet=quiet, params=params, unseen=unseen)
+                  scenarios=specs, quiet=quiet, params=params, unseen=unseen, shared=shared)
     if write:
         write_outputs(df, out)
     return judged(df)

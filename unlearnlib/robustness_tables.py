@@ -11,6 +11,8 @@ Every function takes the grid's rows (:func:`unlearnlib.bench.cells_frame`, or
 - :func:`worst_table`: the cells furthest from success, per defense;
 - :func:`failure_reasons`: per defense, which bound its failed cells broke;
 - :func:`against_goals`: the success rate beside the goal issue 9 set for it (:data:`GOALS`);
+- :func:`repair_stages`: per ``<defense>+repair``, the target class and the asr after unlearning and after the
+  repair, and the cells where the repair raised the asr;
 - :func:`against_tuning`: the tuning setting's cell (target 0, seed 0) beside the held-out cells.
 """
 
@@ -130,6 +132,24 @@ def against_goals(df: pd.DataFrame) -> pd.DataFrame:
                          "success (%)": 100 * s["success_rate"], "success, planted (%)": 100 *
                          s["success_rate_planted"], "goal (%)": [100 * GOALS[n] for n in s["defense"]]}
                         ).reset_index(drop=True)
+
+
+def repair_stages(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`unlearnlib.robustness.repair_stages` with unit headers: per ``<defense>+repair``, the median
+    target_acc drop and asr after unlearning and after the repair, the cells within the target bound at each stage,
+    the cells whose asr the repair raised (by more than :data:`unlearnlib.robustness.RAISE_MIN`) or pushed over the
+    asr bound, and the largest rise."""
+    r = rb.repair_stages(df)
+    return pd.DataFrame({"defense": r["defense"], "cells (count)": r["cells"],
+                         "target_acc drop, median, unlearned (points)": 100 * r["target_acc_drop_unlearned_median"],
+                         "target_acc drop, median, repaired (points)": 100 * r["target_acc_drop_median"],
+                         "within target bound, unlearned (count)": r["target_ok_unlearned"],
+                         "within target bound, repaired (count)": r["target_ok"],
+                         "asr, median, unlearned (%)": 100 * r["asr_unlearned_median"],
+                         "asr, median, repaired (%)": 100 * r["asr_median"],
+                         "asr raised by the repair (count)": r["raised"],
+                         "pushed over asr bound (count)": r["pushed_over"],
+                         "largest asr rise (points)": 100 * r["largest_rise"]}).reset_index(drop=True)
 
 
 def against_tuning(df: pd.DataFrame, tuning: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
