@@ -84,6 +84,7 @@ def test_keep_kinds_reaches_the_recovery(monkeypatch, keep):
     best = max(rates, key=rates.get)
     kept = [k for k in rates if k == best or (keep == "all" and rates[k] >= KEEP_RATE)]
     assert out.info["trigger_kind"] == "+".join(kept)
+    assert len(out.also_fires) == sum(1 for k in rates if k not in kept and rates[k] >= KEEP_RATE)  # for the repair
     assert BAErase().recover_kwargs["keep"] == "best"  # the default: the kind that fires most (not adopted: "all")
 
 

@@ -13,6 +13,7 @@ from unlearnlib.defenses import get_defense
 from unlearnlib.defenses.editing import edit_layers
 from unlearnlib.defenses.repair_step import REPAIRABLE, compose_repair, output_layer, repair
 from unlearnlib.experiment import make_scenario, run_defense
+from unlearnlib.recover.target_search import KEEP_RATE
 from unlearnlib.registry import DEFENSES
 from unlearnlib.robustness import over_bound
 
@@ -53,6 +54,8 @@ def test_bad_repair_parameters_name_themselves():
         get_defense("baerase+repair", augment_repair="yes")
     with pytest.raises(ValueError, match="^repair_hold must be one of 'lower', 'cleaned'"):
         get_defense("baerase+repair", repair_hold="min")
+    with pytest.raises(ValueError, match="^repair_hold_kinds must be one of .'used', 'firing'."):
+        get_defense("baerase+repair", repair_hold_kinds="all")
     with pytest.raises(ValueError, match="^hold must be one of"):
         repair(torch.nn.Linear(1, 2), torch.nn.Linear(1, 2), None, None, 0, hold="upper")
     with pytest.raises(ValueError, match="^nc_lam must be a finite number >= 0"):  # inner parameters are checked
@@ -117,6 +120,56 @@ def test_repair_does_not_raise_the_triggered_target_score_with_the_target_class(
     assert rise["lower"]["target"] > 8.0 and rise["cleaned"]["target"] > 8.0  # the lowered score is lifted back
     assert rise["lower"]["triggered"] < 0.3 * rise["lower"]["target"]
     assert rise["cleaned"]["triggered"] > 0.8 * rise["cleaned"]["target"]  # what the lower value prevents
+
+
+def test_the_repair_holds_every_trigger_it_is_given(sc):
+    """``also_hold``: a second trigger's images are held at the lower value like the first's; not given, they rise
+    with the target class (what ``repair_hold_kinds="firing"`` is for: the recovered kinds that
+    reach the target besides the one the unlearning used)."""
+    unseen = sc.defender(50)
+    unlearned = copy.deepcopy(sc.backdoored)
+    edit_layers(unlearned, unseen.x, sc.trigger, mu=1.0)
+    with torch.no_grad():
+        unlearned.fc2.bias[sc.target] -= 10.0
+    pattern = torch.rand(unseen.x.shape[1:], generator=torch.Generator().manual_seed(0))
+
+    def blend(x):
+        return 0.7 * x + 0.3 * pattern
+
+    x_n = apply_trigger(blend, unseen.x[unseen.y != sc.target])
+    rise = {}
+    for also in ([], [blend]):
+        repaired, info = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target,
+                                also_hold=also)
+        assert info["repair_held_triggers"] == 1 + len(also)
+        assert info["keys"] == 9 * len(unseen) + 4 * 9 * int((unseen.y != sc.target).sum()) * (1 + len(also))
+        with torch.no_grad():
+            rise[len(also)] = float((repaired(x_n)[:, sc.target] - unlearned(x_n)[:, sc.target]).mean())
+    assert rise[0] > 3.0  # not held: half of the 10 the target class lost comes back on the blended images too
+    assert rise[1] < 0.3 * rise[0]
+
+
+def test_baerase_hands_the_repair_its_other_firing_kinds(sc, monkeypatch):
+    """``baerase+repair`` with ``repair_hold_kinds="firing"`` holds BAERASE's ``also_fires`` (the recovered kinds
+    that reach the target besides the one it unlearned); the default holds the used trigger alone."""
+    import unlearnlib.defenses.repair_step as module
+
+    seen = []
+    real = module.repair
+
+    def spy(*args, also_hold=(), **kwargs):
+        seen.append(len(also_hold))
+        return real(*args, also_hold=also_hold, **kwargs)
+
+    monkeypatch.setattr(module, "repair", spy)
+    runs = {k: run_defense(sc, "baerase+repair", 60, progress=False, repair_hold_kinds=k, **CHEAP["baerase"])
+            for k in ("used", "firing")}
+    rates = runs["used"].record["info"]["kind_rates"]
+    best = max(rates, key=rates.get)
+    firing = sum(1 for k, r in rates.items() if k != best and r >= KEEP_RATE)
+    assert seen == [0, firing]
+    assert [r.record["info"]["repair_held_triggers"] for r in runs.values()] == [1, 1 + firing]
+    assert get_defense("baerase+repair").hold_kinds == "firing"  # the default [ours] (repair_step's docstring)
 
 
 def test_a_hidden_repair_layer_is_solved_whole(sc):

@@ -26,13 +26,16 @@ class DefenseResult:
     """The defended ``model``, an ``info`` dict, and -- for a defense that recovers them -- the ``trigger`` (an
     object with ``.apply(x)``) and ``target`` it found, so a caller can measure the recovered trigger's asr.
     A composed ``<defense>+repair`` also returns the model after its unlearning step, before the repair, as
-    ``unlearned`` (so the caller can measure target_acc before / after unlearning / after repair)."""
+    ``unlearned`` (so the caller can measure target_acc before / after unlearning / after repair). ``also_fires``:
+    the other recovered triggers that reach the target but were not unlearned (BAERASE's other kinds), which the
+    repair holds down too."""
 
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
     trigger: Any = None
     target: int | None = None
     unlearned: nn.Module | None = None
+    also_fires: list[Any] = field(default_factory=list)  # other recovered triggers that reach the target
 
 
 class Defense:

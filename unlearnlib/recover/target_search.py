@@ -192,6 +192,7 @@ class Recovery:
     seconds: float
     reused: bool = False  # taken from the shared memo (see :mod:`unlearnlib.recover.shared`)
     patch_size: int | None = None  # the generator's patch size (None: a blend)
+    also_fires: list[GeneratedTrigger] = field(default_factory=list)  # kinds not kept that reach keep_rate
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {"trigger_kind": self.kind, "trigger_patch_size": self.patch_size,
@@ -267,5 +268,6 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
                                                    desc="ensemble generators", **common)]
     trigger: GeneratedTrigger | TriggerEnsemble = members[0] if len(members) == 1 else TriggerEnsemble(members)
     label = "+".join(kept)
+    also = [t for k, t in zip(kinds, finals) if k not in kept and rates[k] >= keep_rate]
     return Recovery(trigger, target, label, rates, search, time.perf_counter() - start,
-                    patch_size=size if "patch" in kept else None)
+                    patch_size=size if "patch" in kept else None, also_fires=also)
