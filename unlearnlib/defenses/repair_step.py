@@ -25,7 +25,8 @@ f0's output on the same image without the trigger -- its cleaned value, the AGME
 unlearning left its target logit lower than that, to the unlearned value *[ours]*: the repair may give the target
 class back, but it never aims a triggered image's target score above what unlearning left it (a least-squares
 target, not a hard bound: the tests and the grid measure what it gives). ``T̂_r`` are ``draws``
-applications of the trigger the unlearning used (a recovered trigger *distribution* draws fresh patches each time).
+applications of each trigger held: the one the unlearning used and, by default, every other recovered kind that
+reaches the target (below; a recovered trigger *distribution* draws fresh patches each time).
 A hidden layer in ``layers`` has no target logit: its triggered keys go to the cleaned values.
 
 Why the lower of the two *[ours]*: T̂ is the recovered trigger, not the attacker's. Where unlearning took the
