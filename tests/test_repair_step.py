@@ -54,7 +54,7 @@ def test_bad_repair_parameters_name_themselves():
         get_defense("baerase+repair", augment_repair="yes")
     with pytest.raises(ValueError, match="^repair_hold must be one of 'lower', 'cleaned'"):
         get_defense("baerase+repair", repair_hold="min")
-    with pytest.raises(ValueError, match="^repair_hold_kinds must be one of .'used', 'firing'."):
+    with pytest.raises(ValueError, match="^repair_hold_kinds must be one of 'used', 'firing' .hold the trigger"):
         get_defense("baerase+repair", repair_hold_kinds="all")
     with pytest.raises(ValueError, match="^hold must be one of"):
         repair(torch.nn.Linear(1, 2), torch.nn.Linear(1, 2), None, None, 0, hold="upper")

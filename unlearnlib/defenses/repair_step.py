@@ -181,12 +181,17 @@ HOLD_KINDS = ("used", "firing")  # the triggers held: the one unlearning used, o
 HOLDS = ("lower", "cleaned")  # the triggered keys' target value: the lower of cleaned / unlearned, or cleaned alone
 
 
+def _check_choice(value: str, choices: tuple[str, ...], name: str, meaning: str) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError naming the parameter ``name`` and what it means."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))} ({meaning}), got {value!r}")
+    return value
+
+
 def check_hold(hold: str, name: str = "hold") -> str:
     """``hold`` checked against :data:`HOLDS` (the error names the parameter ``name``)."""
-    if hold not in HOLDS:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, HOLDS))} (the triggered images' target score: "
-                         f"the lower of its cleaned and unlearned values, or the cleaned value alone), got {hold!r}")
-    return hold
+    return _check_choice(hold, HOLDS, name, "the triggered images' target score: the lower of its cleaned and "
+                         "unlearned values, or the cleaned value alone")
 
 
 def _heads(model: nn.Module, num_classes: int) -> list[str]:
@@ -344,10 +349,8 @@ class Repaired(Defense):
                 and all(isinstance(n, str) for n in repair_layers))):
             raise ValueError(f"repair_layers must be None (the output layer), a layer name "
                              f"or a non-empty list of names, got {repair_layers!r}")
-        if repair_hold_kinds not in HOLD_KINDS:
-            raise ValueError(f"repair_hold_kinds must be one of {HOLD_KINDS} (hold the trigger the unlearning used, "
-                             f"or every recovered kind that reaches the target too), got {repair_hold_kinds!r}")
-        self.hold_kinds = repair_hold_kinds
+        self.hold_kinds = _check_choice(repair_hold_kinds, HOLD_KINDS, "repair_hold_kinds", "hold the trigger the "
+                                        "unlearning used, or every recovered kind that reaches the target too")
         self.inner_defense = DEFENSES.get(self.inner)(**kw)
         super().__init__(device=self.inner_defense.device, seed=self.inner_defense.seed,
                          progress=self.inner_defense.progress)
