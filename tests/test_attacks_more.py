@@ -274,3 +274,20 @@ def test_attack_plots():
     assert len(plot_flow_field(WaNet(SHAPE), x[0]).axes) == 4  # flow, its colour bar, clean, warped
     with pytest.raises(ValueError, match="flow field"):
         plot_flow_field(BadNets(SHAPE))
+
+
+def test_poison_sweep_plot_draws_asr_and_accuracy_per_trigger_against_the_clean_model():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from unlearnlib.plots_attacks import plot_poison_sweep
+
+    sweep = {"grey": {0.5: {"asr": .72, "acc": .71}, 0.1: {"asr": .37, "acc": .95}},
+             "checker": {0.1: {"asr": .88, "acc": .96}, 0.5: {"asr": 1.0, "acc": .94}}}
+    a0, a1 = plot_poison_sweep(sweep, clean_acc=.97, planted=.9).axes
+    assert [ln.get_label() for ln in a0.lines] == ["grey", "checker", "planted"]
+    assert list(a0.lines[-1].get_ydata()) == pytest.approx([90.0, 90.0])
+    grey = a0.lines[0]
+    assert list(grey.get_xdata()) == [10.0, 50.0] and list(grey.get_ydata()) == pytest.approx([37.0, 72.0])
+    assert list(a1.lines[0].get_ydata()) == pytest.approx([95.0, 71.0])  # sorted by ratio, in percent
+    assert list(a1.lines[-1].get_ydata()) == pytest.approx([97.0, 97.0])  # the clean model's accuracy

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import book  # noqa: E402  (tools/book.py)
-from unlearnlib import style, viz  # noqa: E402
+from unlearnlib import plots_attacks, style, viz  # noqa: E402
 from unlearnlib.attacks import make_trigger  # noqa: E402
 
 CHAPTERS = book.notebooks()
@@ -251,6 +251,9 @@ FIGURES = {
         "before": {"acc": .98, "asr": 1.0, "target_acc": .99, "ra": 0.0, "asr_floor": .01},
         "after": {"acc": .97, "asr": .02, "target_acc": .95, "ra": .9}, "attack": "badnets",
         "defense": "agme-bdk", "defense_seconds": 0.1, "unseen": 10}),
+    "plot_poison_sweep": lambda: plots_attacks.plot_poison_sweep(
+        {"BAERASE's grey patch": {0.1: {"asr": .37, "acc": .95}, 0.5: {"asr": .72, "acc": .71}},
+         "checkerboard": {0.1: {"asr": .88, "acc": .96}, 0.5: {"asr": 1.0, "acc": .94}}}, clean_acc=.97, planted=.9),
 }
 
 

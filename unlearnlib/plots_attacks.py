@@ -1,4 +1,5 @@
-"""Plots for chapter 1's attacks: what a trigger changes in the image, and WaNet's warp field."""
+"""Plots for chapter 1's attacks: what a trigger changes in the image, WaNet's warp field, where a random-position
+patch fires and what more poison buys it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
+from . import style
 from .attacks import TriggerArg, apply_trigger
 from .viz import imshow
 
@@ -72,5 +74,30 @@ def plot_position_asr(asr: torch.Tensor, ink: torch.Tensor, stride: int) -> Figu
     for ax, im in ((a0, im0), (a1, im1)):
         ax.set(xlabel="patch column", ylabel="patch row")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+def plot_poison_sweep(sweep: Mapping[str, Mapping[float, Mapping[str, float]]], clean_acc: float,
+                      planted: float | None = None) -> Figure:
+    """asr and accuracy (%) of backdoored models against the poison ratio, one line per trigger: ``sweep[name]
+    [ratio]`` is a model's metrics (:attr:`unlearnlib.experiment.Scenario.before`); ``clean_acc`` (a fraction) is
+    the clean model's accuracy, drawn as the reference line, and ``planted`` (a fraction, e.g.
+    :data:`unlearnlib.robustness.PLANTED_ASR`) the asr a planted backdoor reaches. A trigger the network can tell
+    from the digits gains asr at little cost in accuracy; one it cannot gains asr only by sending clean digits to
+    the target too."""
+    fig, (a0, a1) = plt.subplots(1, 2, figsize=style.figsize(2.8))
+    for (name, by_ratio), colour, marker in zip(sweep.items(), style.CYCLE, style.MARKERS):
+        ratios = sorted(by_ratio)
+        for ax, key in ((a0, "asr"), (a1, "acc")):
+            ax.plot([100 * r for r in ratios], [100 * by_ratio[r][key] for r in ratios], marker=marker,
+                    color=colour, label=name)
+    a1.axhline(100 * clean_acc, ls="--", color=style.ROLE["clean"], label="clean model")
+    if planted is not None:
+        a0.axhline(100 * planted, ls=":", color=style.ROLE["reference"], label="planted")
+        a0.legend(fontsize=style.MIN_FONT_PT, loc="lower right")
+    a0.set(xlabel="poisoned images (%)", ylabel="asr (%)", ylim=(0, 102), title="the backdoor")
+    a1.set(xlabel="poisoned images (%)", ylabel="acc (%)", title="clean accuracy")
+    a1.legend(fontsize=style.MIN_FONT_PT)
     fig.tight_layout()
     return fig
