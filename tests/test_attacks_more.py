@@ -248,7 +248,7 @@ def test_cli_attack_param_enters_the_cache_key(monkeypatch):
 
 
 def test_every_trigger_works_in_the_edit_and_evaluation():
-    from unlearnlib.defenses.editing import edit_layers
+    from unlearnlib.edit import edit_layers
     from unlearnlib.metrics import evaluate
 
     torch.manual_seed(0)

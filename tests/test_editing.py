@@ -10,7 +10,7 @@ from torch import nn
 
 from unlearnlib.data import Data
 from unlearnlib.defenses import get_defense
-from unlearnlib.defenses.editing import SHIFTS, default_edit_layer, edit_layers, layer_keys, ridge_solve
+from unlearnlib.edit import SHIFTS, default_edit_layer, edit_layers, layer_keys, ridge_solve
 
 
 def _lstsq(w, kt, v, kk, lam, mu):

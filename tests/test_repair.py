@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 
-from unlearnlib.defenses.editing import edit_layers
 from unlearnlib.defenses.repair import repair_edit
+from unlearnlib.edit import edit_layers
 from unlearnlib.experiment import make_scenario
 
 

@@ -10,8 +10,8 @@ import torch
 
 from unlearnlib.attacks import apply_trigger
 from unlearnlib.defenses import get_defense
-from unlearnlib.defenses.editing import edit_layers
 from unlearnlib.defenses.repair_step import REPAIRABLE, compose_repair, output_layer, repair
+from unlearnlib.edit import edit_layers
 from unlearnlib.experiment import make_scenario, run_defense
 from unlearnlib.recover.target_search import KEEP_RATE
 from unlearnlib.registry import DEFENSES

@@ -15,8 +15,8 @@ import torch
 from unlearnlib import bench, experiment, robustness, zoo
 from unlearnlib.cli import main
 from unlearnlib.data import load_dataset
-from unlearnlib.defenses.editing import default_edit_layer
 from unlearnlib.defenses.fine_pruning import last_conv_layer
+from unlearnlib.edit import default_edit_layer
 from unlearnlib.models import build_model, last_conv_name
 from unlearnlib.profiles import QUICK, SMOKE, Profile
 from unlearnlib.registry import ATTACKS as ATTACK_REGISTRY

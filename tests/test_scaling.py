@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from unlearnlib.cli import main
-from unlearnlib.defenses.editing import solve_form
+from unlearnlib.edit import solve_form
 from unlearnlib.scaling import machine, run_scaling, to_markdown
 
 

@@ -6,6 +6,7 @@ The package behind the executable book. Public entry points:
 - :mod:`unlearnlib.models`    the model registry (small CNN, PreAct-ResNet18)
 - :mod:`unlearnlib.attacks`   triggers (BadNets, Blended, TrojanNN, IMC, WaNet) and poisoning
 - :mod:`unlearnlib.train`     the one training loop
+- :mod:`unlearnlib.edit`      the one closed-form layer edit (AGME's; the repair step solves with it too)
 - :mod:`unlearnlib.metrics`   acc, asr, target_acc, ra, asr_floor, der
 - :mod:`unlearnlib.zoo`       the on-disk cache of trained models
 - :mod:`unlearnlib.experiment` scenarios (clean + attacked model) and defense runs

@@ -13,7 +13,7 @@ model                   last conv layer      default edited layer
 ======================  ===================  =======================
 
 The three grid architectures name no layer on purpose: like a user's own model, the defenses must find their layers
-with the generic rules (:func:`unlearnlib.defenses.editing.default_edit_layer`,
+with the generic rules (:func:`unlearnlib.edit.default_edit_layer`,
 :func:`unlearnlib.defenses.fine_pruning.last_conv_layer`).
 """
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from . import style
 from .defenses import get_defense
-from .defenses.editing import layer_keys, weight_matrix
+from .edit import layer_keys, weight_matrix
 from .experiment import Scenario
 from .metrics import logits, per_class_accuracy
 from .models import get_layer

@@ -2,7 +2,7 @@
 
 For every (model, defense) cell: wall seconds of the defense call, the peak resident memory it added, and for the
 closed-form edits the edited layers with their dimension d, number of keys n and solve form (``dual``: an n x n
-system, ``primal``: d x d; :func:`unlearnlib.defenses.editing.solve_form`), with the linear algebra's own
+system, ``primal``: d x d; :func:`unlearnlib.edit.solve_form`), with the linear algebra's own
 seconds. Models get random weights (seeded): the cost of a defense does not depend on what the model learned,
 except where a defense stops early (BAERASE's stop rule, fine-pruning's tolerance), which random weights make
 neither cheaper nor dearer in a way worth a trained ResNet.

@@ -29,7 +29,7 @@ from .patch import LearnedPatch
 
 def neuron_layer(model: nn.Module) -> tuple[nn.Module, bool]:
     """The layer whose units TrojanNN drives, and whether its *output* (True) or its input (False) is used."""
-    from ..defenses.editing import default_edit_layer  # lazy: the defenses import this package
+    from ..edit import default_edit_layer  # lazy: unlearnlib.edit imports this package
     from ..models import get_layer
 
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]

@@ -27,9 +27,10 @@ from torch import nn
 from ..attacks import TriggerArg
 from ..checks import check_number
 from ..data import Data
+from ..edit import edit_layers, shift_augment
 from ..registry import DEFENSES
 from .base import DefenseResult
-from .editing import Agme, edit_layers, shift_augment
+from .editing import Agme
 
 
 def repair_edit(original: nn.Module, unseen: Data, trigger: TriggerArg, target: int, *,

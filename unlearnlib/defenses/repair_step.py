@@ -19,7 +19,7 @@ the layer's input there, and v0(x) f0's target logit on x,
 
 and every other row keeps f1's weights. A hidden layer in ``layers`` has no class rows: all its rows are solved
 the same way, toward f0's outputs W0 k0(x) at that layer. Both are solved by
-:func:`~unlearnlib.defenses.editing.ridge_solve` (its (residual) form, rows scaled by the square roots of the
+:func:`~unlearnlib.edit.ridge_solve` (its (residual) form, rows scaled by the square roots of the
 weights). Clean images carry no trigger, so f0's outputs on them are clean behaviour; a triggered image is sent to
 f0's output on the same image without the trigger -- its cleaned value, the AGME edit's own target -- or, where
 unlearning left its target logit lower than that, to the unlearned value *[ours]*: the repair may give the target
@@ -170,11 +170,11 @@ from torch import nn
 from ..attacks import TriggerArg, apply_trigger
 from ..checks import check_class, check_number, check_positive_int
 from ..data import Data
+from ..edit import layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 from ..models import get_layer
 from ..registry import DEFENSES
 from . import baerase, editing, nc_unlearn  # noqa: F401  (the inner defenses are registered first)
 from .base import Defense, DefenseResult
-from .editing import layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 
 REPAIRABLE = ("baerase", "nc-unlearn", "agme", "agme-bdk")
 HOLD_KINDS = ("used", "firing")  # the triggers held: the one unlearning used, or every recovered kind that fires
