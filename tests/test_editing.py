@@ -130,3 +130,57 @@ def test_bad_unseen_counts_name_unseen():
     for n in (0, len(sc.split.defender) + 1):
         with pytest.raises(ValueError, match="unseen"):
             sc.defender(n)
+
+
+class Deep(nn.Module):
+    """Two hidden Linears and an output, named nothing the defaults know (like the grid's LeNet-5 and MLP)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(64, 12), nn.Linear(12, 10), nn.Linear(10, 4)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x.flatten(1))))))
+
+
+def test_hidden_names_which_hidden_linears_the_edit_rewrites():
+    from unlearnlib.edit import hidden_linears
+
+    torch.manual_seed(0)
+    m = Deep().eval()
+    data = Data(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 3, 0, 1]))
+    assert hidden_linears(m) == ["a", "b"] and hidden_linears(Tiny()) == ["hidden"]
+    for hidden, layers in (("first", ["a"]), ("last", ["b"]), ("all", ["a", "b"])):
+        out = get_defense("agme-bdk", hidden=hidden)(m, data, trigger=_trigger)
+        assert out.info["layers"] == layers and out.info["hidden"] == hidden
+        for name in ("a", "b", "c"):  # exactly the named layers change
+            assert torch.equal(getattr(out.model, name).weight, getattr(m, name).weight) == (name not in layers)
+    assert get_defense("agme-bdk", hidden="all")(Tiny().eval(), data, trigger=_trigger).info["layers"] == ["hidden"]
+    assert get_defense("agme-bdk", hidden="all", layers="auto")(Tiny().eval(), data,
+                                                                 trigger=_trigger).info["layers"][0] == "conv"
+    with pytest.raises(ValueError, match="hidden must be one of"):
+        get_defense("agme-bdk", hidden="middle")
+
+
+def test_target_weight_holds_the_target_class_closer_to_the_original():
+    """*[ours]* The unseen samples of the target class (the class the trigger sends them to, when not given) are
+    preservation keys ``target_weight`` times over: the edited model's outputs on them stay nearer the original."""
+    from unlearnlib.edit import infer_target
+
+    torch.manual_seed(0)
+    m = Deep().eval()
+    x = torch.rand(40, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    data = Data(x, torch.arange(40) % 4)
+    target = infer_target(m, x, _trigger)
+    xt = x[data.y == target]
+
+    def moved(weight):
+        out = get_defense("agme-bdk", target_weight=weight, hidden="all")(m, data, trigger=_trigger)
+        assert out.info["target_weight"] == weight
+        with torch.no_grad():
+            return float((out.model(xt) - m(xt)).norm())
+
+    light, heavy, heavier = moved(1.0), moved(30.0), moved(300.0)
+    assert light > heavy > heavier and heavier < 0.5 * light
+    with pytest.raises(ValueError, match="target_weight"):
+        get_defense("agme-bdk", target_weight=0.5)

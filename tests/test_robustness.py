@@ -16,7 +16,7 @@ from unlearnlib import bench, experiment, robustness, zoo
 from unlearnlib.cli import main
 from unlearnlib.data import load_dataset
 from unlearnlib.defenses.fine_pruning import last_conv_layer
-from unlearnlib.edit import default_edit_layer
+from unlearnlib.edit import default_edit_layer, hidden_linears
 from unlearnlib.models import build_model, last_conv_name
 from unlearnlib.profiles import QUICK, SMOKE, Profile
 from unlearnlib.registry import ATTACKS as ATTACK_REGISTRY
@@ -179,8 +179,10 @@ def test_every_defense_runs_on_each_new_architecture(arch):
         assert all(torch.equal(state[k], after[k]) for k in state), f"{defense} modified the input model"
         if defense == "fine-pruning":
             assert rec["info"]["layer"] == last_conv_layer(sc.backdoored)[0]
-        if defense == "agme-bdk":  # the generic rules, no name needed: the first hidden Linear with the true trigger
-            assert rec["info"]["layers"] == [default_edit_layer(sc.backdoored)]
+        if defense == "agme-bdk":  # the generic rules, no name needed: every hidden Linear in turn with the true
+            hidden = hidden_linears(sc.backdoored)  # trigger (the BatchNorm network has none: its output layer)
+            assert rec["info"]["layers"] == (hidden if len(hidden) >= 2 else [default_edit_layer(sc.backdoored)])
+            assert arch == "small-bn" or len(rec["info"]["layers"]) == 2
         if defense in ("agme", "agme-repair"):  # ... and the last one with a recovered trigger
             assert rec["info"]["layers"] == [default_edit_layer(sc.backdoored, "last")]
 

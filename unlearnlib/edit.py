@@ -60,9 +60,10 @@ def default_edit_layer(model: nn.Module, hidden: str = "first") -> str:
 
     *[ours]* The generic rule for a model that names no layer (a user's, or the grid's ``lenet5``/``mlp``/
     ``small-bn``); the registry's own CNN names ``fc1``, both its first and its last hidden Linear.
-    ``"first"`` (:class:`AgmeBDK`'s): the first fully connected layer reads every position of the image's
-    features, so one linear edit with the true trigger generalises from a few dozen images; later Linears see them
-    already mixed nonlinearly. ``"last"`` (:class:`Agme`'s, and TrojanNN's neurons): a *recovered* trigger is an
+    ``"first"`` (``agme-bdk``'s where there is one hidden Linear; with two or more it edits each in turn,
+    :func:`hidden_linears`): the first fully connected layer reads every position of the image's features, so one
+    linear edit with the true trigger generalises from a few dozen images; later Linears see them already mixed
+    nonlinearly. ``"last"`` (:class:`Agme`'s, and TrojanNN's neurons): a *recovered* trigger is an
     approximation, and the MLP's first Linear reads raw pixels, where an edit fits that approximation rather than
     the backdoor. The grid figures behind both are in the two classes' docstrings. A network whose only Linear is
     the output (global average pooling, ``small-bn``) gets that output layer: the rule stays a pure function of the
@@ -81,6 +82,15 @@ def default_edit_layer(model: nn.Module, hidden: str = "first") -> str:
     if convs:
         return convs[-1]
     raise ValueError(f"layers: {type(model).__name__} has no Linear or Conv2d layer to edit")
+
+
+def hidden_linears(model: nn.Module) -> list[str]:
+    """*[ours]* The layers ``hidden="all"`` edits in turn: ``[model.edit_layer]`` if the model names one, else every
+    Linear but the last in registration order (the last is the output layer); empty when there is none."""
+    name = getattr(model, "edit_layer", None)
+    if isinstance(name, str):
+        return [name]
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)][:-1]
 
 
 def resolve_layers(model: nn.Module, layers: str | list[str] | None, param: str = "layers") -> list[str]:
@@ -222,6 +232,12 @@ def edit_layers(model: nn.Module, clean_x: torch.Tensor, trigger: TriggerArg, *,
         forms.append(solve_form(n_keys[-1], dims[-1], float(mu)))
     return {"layers": names, "edit_seconds": time.perf_counter() - start, "dims": dims, "keys": n_keys,
             "solve_forms": forms, "solve_seconds": solve_seconds}
+
+
+@torch.no_grad()
+def infer_target(model: nn.Module, x: torch.Tensor, trigger: TriggerArg) -> int:
+    """The class a given trigger sends most of ``x`` to in ``model`` (the target, from backdoor knowledge)."""
+    return int(torch.mode(model(apply_trigger(trigger, x)).argmax(1)).values)
 
 
 def warm_up_linalg() -> None:

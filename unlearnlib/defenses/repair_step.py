@@ -170,7 +170,7 @@ from torch import nn
 from ..attacks import TriggerArg, apply_trigger
 from ..checks import check_class, check_number, check_positive_int
 from ..data import Data
-from ..edit import layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
+from ..edit import infer_target, layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 from ..models import get_layer
 from ..registry import DEFENSES
 from . import baerase, editing, nc_unlearn  # noqa: F401  (the inner defenses are registered first)
@@ -225,12 +225,6 @@ def triggered_target_rate(model: nn.Module, x: torch.Tensor, trigger: TriggerArg
 def class_accuracy(model: nn.Module, x: torch.Tensor, c: int) -> float:
     """Fraction of ``x`` classified as ``c``."""
     return float((model(x).argmax(1) == c).float().mean()) if len(x) else float("nan")
-
-
-@torch.no_grad()
-def infer_target(model: nn.Module, x: torch.Tensor, trigger: TriggerArg) -> int:
-    """The class a given trigger sends most of ``x`` to in ``model`` (the target, from backdoor knowledge)."""
-    return int(torch.mode(model(apply_trigger(trigger, x)).argmax(1)).values)
 
 
 def _bias(layer: nn.Module) -> torch.Tensor:
