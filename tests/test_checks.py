@@ -39,3 +39,12 @@ def test_check_positive_number_accepts(value):
 def test_check_positive_number_rejects_with_the_parameter_name(value):
     with pytest.raises(ValueError, match=r"^lr must be a finite number > 0, got "):
         check_positive_number(value, "lr")
+
+
+def test_check_choice_names_the_parameter_the_choices_and_their_meaning():
+    from unlearnlib.checks import check_choice
+
+    assert check_choice("b", ("a", "b"), "mode", "what it does") == "b"
+    for bad in ("c", None, 1, ["a"]):
+        with pytest.raises(ValueError, match=r"mode must be one of 'a', 'b' \(what it does\), got"):
+            check_choice(bad, ("a", "b"), "mode", "what it does")

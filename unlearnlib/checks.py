@@ -58,6 +58,13 @@ def _finite_real(value: object) -> bool:
         return False
 
 
+def check_choice(value: object, choices: tuple[str, ...], param: str, meaning: str) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError naming the parameter and what it means."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{param} must be one of {', '.join(map(repr, choices))} ({meaning}), got {value!r}")
+    return value
+
+
 def check_number(value: object, param: str, minimum: float = 0.0) -> float:
     """A finite real number ``>= minimum`` (default: non-negative), returned as a float."""
     if not (_finite_real(value) and value >= minimum):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..attacks import TriggerArg, apply_trigger
-from ..checks import check_fraction, check_number, check_positive_int
+from ..checks import check_choice, check_fraction, check_number, check_positive_int
 from ..data import Data
 from ..edit import (
     DENSE_SHIFTS,
@@ -94,11 +94,9 @@ class AgmeBDK(Defense):
         super().__init__(**kw)
         self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
         self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
-        if hidden is not None:
-            if hidden not in HIDDEN:
-                raise ValueError(f"hidden must be one of {HIDDEN} (which hidden Linear layers=None edits) or None "
-                                 f"(the defense's default, {type(self).hidden!r}), got {hidden!r}")
-            self.hidden = hidden
+        if hidden is not None:  # None: the defense's own default (:attr:`hidden`)
+            self.hidden = check_choice(hidden, HIDDEN, "hidden", f"which hidden Linear layers=None edits; None: "
+                                       f"{type(self).hidden!r}")
         self.target_weight = check_number(target_weight, "target_weight", minimum=1.0)
         if not isinstance(augment, bool):
             raise ValueError(f"augment must be True or False (shifted copies of the unseen samples as keys), "

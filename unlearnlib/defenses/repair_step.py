@@ -168,7 +168,7 @@ import torch
 from torch import nn
 
 from ..attacks import TriggerArg, apply_trigger
-from ..checks import check_class, check_number, check_positive_int
+from ..checks import check_choice, check_class, check_number, check_positive_int
 from ..data import Data
 from ..edit import infer_target, layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 from ..models import get_layer
@@ -181,16 +181,9 @@ HOLD_KINDS = ("used", "firing")  # the triggers held: the one unlearning used, o
 HOLDS = ("lower", "cleaned")  # the triggered keys' target value: the lower of cleaned / unlearned, or cleaned alone
 
 
-def _check_choice(value: str, choices: tuple[str, ...], name: str, meaning: str) -> str:
-    """``value`` if it is one of ``choices``, else a ValueError naming the parameter ``name`` and what it means."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))} ({meaning}), got {value!r}")
-    return value
-
-
 def check_hold(hold: str, name: str = "hold") -> str:
     """``hold`` checked against :data:`HOLDS` (the error names the parameter ``name``)."""
-    return _check_choice(hold, HOLDS, name, "the triggered images' target score: the lower of its cleaned and "
+    return check_choice(hold, HOLDS, name, "the triggered images' target score: the lower of its cleaned and "
                          "unlearned values, or the cleaned value alone")
 
 
@@ -343,7 +336,7 @@ class Repaired(Defense):
                 and all(isinstance(n, str) for n in repair_layers))):
             raise ValueError(f"repair_layers must be None (the output layer), a layer name "
                              f"or a non-empty list of names, got {repair_layers!r}")
-        self.hold_kinds = _check_choice(repair_hold_kinds, HOLD_KINDS, "repair_hold_kinds", "hold the trigger the "
+        self.hold_kinds = check_choice(repair_hold_kinds, HOLD_KINDS, "repair_hold_kinds", "hold the trigger the "
                                         "unlearning used, or every recovered kind that reaches the target too")
         self.inner_defense = DEFENSES.get(self.inner)(**kw)
         super().__init__(device=self.inner_defense.device, seed=self.inner_defense.seed,
