@@ -13,6 +13,7 @@ def test_ch01_backdoors_are_planted(glue):
     assert g["ch01_clean_asr_badnets"] <= 2.0 and g["ch01_clean_asr_blended"] <= 2.0
     assert (g["ch01_n_train"], g["ch01_n_test"], g["ch01_n_defender"]) == (3500, 1000, 500)
     assert g["ch01_n_poisoned"] == round(g["ch01_poison_pct"] / 100 * g["ch01_n_train"])
+    assert g["ch01_one_pct_images"] == round(0.01 * g["ch01_n_train"])  # exercise 2's solution: "1% poison (N images)"
     assert g["ch01_asr_alpha_half"] < g["ch01_blended_asr"]
 
 

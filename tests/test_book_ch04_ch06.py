@@ -13,6 +13,8 @@ def test_ch04_bdk_edit(glue):
     assert g["ch04_acc_drop"] <= 0.5
     assert g["ch04_unseen"] == 50 and g["ch04_layers"] == g["ch04_blended_layers"] == "fc1"  # the prose
     assert g["ch04_keys_per_image"] == 25  # every shift of up to two pixels (unlearnlib.edit.DENSE_SHIFTS)
+    bdk = constructor_defaults(DEFENSES.get("agme-bdk"))
+    assert (g["ch04_mu"], g["ch04_lam"]) == (bdk["mu"], bdk["lam"])  # the prose's "(4) mu = ..., lambda = ..."
     assert g["ch04_blended_asr_after"] <= 1.5
     assert g["ch04_blended_acc_drop"] <= 0.5
 
