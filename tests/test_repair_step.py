@@ -205,3 +205,63 @@ def test_bench_records_the_unlearned_stage(tmp_path):
     assert rep["asr"] <= rep["asr_unlearned"] + 0.02
     assert df[df["defense"] == "agme-bdk"]["target_acc_unlearned"].isna().all()
     assert "agme-bdk" in bench.default_defenses() and not any("+" in d for d in bench.default_defenses())
+
+
+def test_a_composition_reuses_its_inner_defense_run_within_a_memo(sc, monkeypatch):
+    """``nc-unlearn+repair`` starts with exactly the ``nc-unlearn`` run of the same cell: within one memo that run is
+    computed once, its seconds credited to the composition, and each caller gets its own copy of the model."""
+    from unlearnlib.defenses.nc_unlearn import NCUnlearn
+    from unlearnlib.recover.shared import RecoveryMemo
+
+    calls: list[int] = []
+    real = NCUnlearn.run
+    monkeypatch.setattr(NCUnlearn, "run", lambda self, *a, **kw: calls.append(1) or real(self, *a, **kw))
+    memo = RecoveryMemo()
+    plain = run_defense(sc, "nc-unlearn", shared=memo, **CHEAP["nc-unlearn"])
+    composed = run_defense(sc, "nc-unlearn+repair", shared=memo, **CHEAP["nc-unlearn"])
+    assert len(calls) == 1 and memo.credited > 0.0
+    assert plain.record["info"]["run_reused"] is False and composed.record["info"]["run_reused"] is True
+    assert composed.record["unlearned"] == plain.record["after"]
+    assert composed.record["defense_seconds"] >= plain.record["defense_seconds"]
+    other = run_defense(sc, "nc-unlearn", shared=memo, **{**CHEAP["nc-unlearn"], "epochs": 1})  # other settings
+    assert len(calls) == 2 and other.record["info"]["run_reused"] is False
+    again = run_defense(sc, "nc-unlearn", shared=memo, **CHEAP["nc-unlearn"])  # a copy, not the first run's model
+    assert again.model is not plain.model and again.record["after"] == plain.record["after"]
+    run_defense(sc, "agme-bdk", shared=memo)  # given the trigger: never shared
+    assert not any(k.startswith("result:") and "agme" in k for k in memo.results)
+    unshared = run_defense(sc, "nc-unlearn", **CHEAP["nc-unlearn"])  # outside a memo: computed, same numbers
+    assert len(calls) == 3 and unshared.record["after"] == plain.record["after"]
+
+
+def test_every_shareable_defense_is_keyed_by_plain_settings():
+    """A blind run is reused when its settings read equal (``defenses.base.settings``), so every setting must be a
+    plain value: an object whose text hides its state could make two different runs look the same."""
+    import json
+
+    from unlearnlib.defenses.base import settings
+
+    def plain(o):
+        if isinstance(o, torch.device):
+            return str(o)
+        raise TypeError(f"not a plain setting: {o!r}")
+
+    for name in DEFENSES.names():
+        d = get_defense(name)
+        if d.shareable:
+            for key, value in settings(d):
+                json.dumps({f"{name}.{key}": value}, default=plain)  # raises on anything else
+        else:
+            assert name.endswith("+repair")
+
+
+def test_a_memo_keeps_a_bounded_number_of_runs():
+    from unlearnlib.recover import shared
+
+    memo = shared.RecoveryMemo()
+    with shared.sharing(memo):
+        for i in range(shared.RESULTS_KEPT + 3):
+            shared.shared_result(("k", i), lambda i=i: i, lambda r, reused: r)
+        assert shared.shared_result(("k", 0), lambda: "computed", lambda r, reused: r) == "computed"  # dropped
+        assert shared.shared_result(("k", shared.RESULTS_KEPT + 2), lambda: "no", lambda r, reused: (r, reused)) == (
+            shared.RESULTS_KEPT + 2, True)
+    assert len(memo.result_keys) == shared.RESULTS_KEPT

@@ -281,12 +281,15 @@ def test_a_shared_memo_lets_a_second_grid_call_reuse_the_recoveries(tmp_path, mo
     memo = RecoveryMemo()
     kw = {"profile": TINY, "progress": False, "quiet": True, "write": False, "shared": memo}
     robustness.run_robustness(1, tmp_path, defenses=["agme"], **kw)
-    assert len(memo.results) == 1 and memo.credited == 0.0
+    assert len(memo.results) == 2 and memo.credited == 0.0  # the recovery, and the agme run
     second = robustness.run_robustness(1, tmp_path, defenses=["agme+repair"], **kw)
-    assert len(memo.results) == 1 and memo.credited > 0.0  # reused, and its seconds credited to the defense
+    assert len(memo.results) == 2 and memo.credited > 0.0  # reused, and its seconds credited to the defense
     assert set(second["defense"]) == {"none", "agme+repair"}
     cells = tmp_path / "cells"
-    assert json.loads((cells / f"{spec['cell']}__agme.json").read_text())["info"]["recovery_reused"] is False
-    assert json.loads((cells / f"{spec['cell']}__agme+repair.json").read_text())["info"]["recovery_reused"] is True
+    plain = json.loads((cells / f"{spec['cell']}__agme.json").read_text())
+    composed = json.loads((cells / f"{spec['cell']}__agme+repair.json").read_text())
+    assert plain["info"]["run_reused"] is False and composed["info"]["run_reused"] is True  # the whole inner run
+    assert composed["unlearned"] == plain["after"]  # the repair started from exactly the agme run
+    assert composed["defense_seconds"] >= plain["defense_seconds"]  # credited: what it costs on its own
     with pytest.raises(ValueError, match="shared must be None or an unlearnlib.recover.shared.RecoveryMemo"):
         robustness.run_robustness(1, tmp_path, profile=TINY, defenses=["agme"], progress=False, shared={})

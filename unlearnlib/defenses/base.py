@@ -7,6 +7,7 @@ an ``info`` dict of whatever it found (recovered target, per-class scores, timin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +19,7 @@ from ..attacks import TriggerArg, as_trigger
 from ..checks import check_class, check_classifier, check_eval_mode
 from ..data import Data
 from ..device import resolve_device
+from ..recover.shared import shared_result
 from ..registry import DEFENSES
 
 
@@ -46,6 +48,7 @@ class Defense:
     needs_trigger: ClassVar[bool] = False  # True: backdoor knowledge (the trigger is given)
     min_classes: ClassVar[int] = 1  # how many classes the defender set must cover
     recovers_trigger: ClassVar[bool] = False  # True: searches a trigger and target (DefenseResult.trigger/.target)
+    shareable: ClassVar[bool] = True  # a blind run may be reused within a memo (__call__); compositions say False
 
     def __init__(self, device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         self.device = resolve_device(device)
@@ -67,12 +70,35 @@ class Defense:
         if target is not None:
             check_class(target, n_cls, "target")
         work = copy.deepcopy(model).to(self.device).eval()  # never touch the caller's model
-        return self.run(work, defender.to(self.device), trigger=as_trigger(trigger) if trigger is not None else None,
-                        target=target, num_classes=n_cls)
+
+        def run() -> DefenseResult:
+            return self.run(work, defender.to(self.device), trigger=as_trigger(trigger) if trigger is not None
+                            else None, target=target, num_classes=n_cls)
+
+        if trigger is not None or not self.shareable:
+            return run()
+        # a blind run is a function of its inputs and settings: within a RecoveryMemo an identical one is reused
+        # (the +repair compositions start with exactly the run of their inner defense)
+        key = (type(self).__name__, settings(self), model, defender, target, n_cls)
+        return shared_result(key, run, fresh_result)
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:
         raise NotImplementedError
+
+
+def settings(defense: Defense) -> tuple[tuple[str, Any], ...]:
+    """Every attribute of ``defense`` (its hyperparameters, seed and device), sorted: what a run depends on besides
+    its inputs. Each must be a plain value (numbers, strings, None, tuples, lists and dicts of them, a device), so
+    that equal settings read equal (a test checks every registered defense)."""
+    return tuple(sorted(vars(defense).items()))
+
+
+def fresh_result(result: DefenseResult, reused: bool) -> DefenseResult:
+    """A copy of ``result`` the caller may change: the models deep-copied, ``info`` and ``also_fires`` new;
+    ``info["run_reused"]`` says whether it is an earlier run's (:func:`~unlearnlib.recover.shared.shared_result`)."""
+    return dataclasses.replace(result, model=copy.deepcopy(result.model), info={**result.info, "run_reused": reused},
+                               unlearned=copy.deepcopy(result.unlearned), also_fires=list(result.also_fires))
 
 
 def _num_classes(model: nn.Module, defender: Data) -> int:

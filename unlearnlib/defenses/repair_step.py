@@ -321,6 +321,7 @@ class Repaired(Defense):
     argument goes to the inner defense."""
 
     inner: str = ""
+    shareable = False  # its inner defense's run is what is shared (Defense.__call__)
 
     def __init__(self, keep_weight: float = 100.0, hold_weight: float = 1.0, repair_mu: float = 1.0,
                  draws: int = 4, augment_repair: bool = True, repair_layers: str | list[str] | None = None,

@@ -4,7 +4,10 @@ A :class:`RecoveryMemo` (the benchmark keeps one per grid) is handed to
 :func:`unlearnlib.experiment.run_defense`; while a defense runs, :func:`shared_or_compute` keys each recovery by a
 hash of the model's weights, of the defender data and of the arguments. ``agme`` and ``agme-repair`` on the same
 cell recover the trigger the same way, so the second reuses the first one's result instead of training the same
-generators again. Honest timing: every reuse *credits* the seconds the recovery took when it was computed
+generators again. A whole blind defense run is shared the same way (:func:`shared_result`): ``baerase+repair``
+starts with exactly the ``baerase`` run of the same cell (same model, samples, hyperparameters and seed; the grid's
+records of the two were bit-identical), so it repairs a copy of that result instead of unlearning again.
+Honest timing: every reuse *credits* the seconds the recovery took when it was computed
 (``memo.credited``), and ``run_defense`` adds them to the defense's wall time, so each row reports what the defense
 would cost on its own.
 """
@@ -15,6 +18,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -32,6 +36,10 @@ class RecoveryMemo:
     def __init__(self) -> None:
         self.results: dict[str, Any] = {}
         self.credited = 0.0
+        self.result_keys: list[str] = []  # the defense runs stored by shared_result, oldest first
+
+
+RESULTS_KEPT = 32  # defense runs a memo keeps (oldest dropped): a grid reuses them within a cell or two
 
 
 _active: list[RecoveryMemo | None] = [None]
@@ -86,3 +94,31 @@ def shared_or_compute(key_parts: Any, compute: Callable[[], R]) -> R:
         return dataclasses.replace(rec, reused=True)
     memo.results[key] = compute()
     return memo.results[key]
+
+
+@dataclasses.dataclass
+class _Stored:
+    result: Any
+    seconds: float
+
+
+def shared_result(key_parts: Any, compute: Callable[[], R], fresh: Callable[[R, bool], R]) -> R:
+    """``compute()``, or inside :func:`sharing` ``fresh(result, True)`` of an identical earlier call's result
+    (``fresh`` returns a copy the caller may change; the first call gets ``fresh(result, False)``). The seconds it
+    took, recoveries it reused included, are stored with it and credited to the memo at every reuse, as
+    :func:`shared_or_compute` credits a recovery's. A memo keeps the last :data:`RESULTS_KEPT` results."""
+    memo = _active[0]
+    if memo is None:
+        return compute()
+    key = "result:" + fingerprint(key_parts)
+    if key in memo.results:
+        stored = memo.results[key]
+        memo.credited += stored.seconds
+        return fresh(stored.result, True)
+    credit, start = memo.credited, time.perf_counter()
+    result = compute()
+    memo.results[key] = _Stored(result, time.perf_counter() - start + memo.credited - credit)
+    memo.result_keys.append(key)
+    while len(memo.result_keys) > RESULTS_KEPT:  # bounded: each holds a defended model
+        memo.results.pop(memo.result_keys.pop(0), None)
+    return fresh(result, False)
