@@ -7,9 +7,8 @@ an ``info`` dict of whatever it found (recovered target, per-class scores, timin
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
@@ -69,9 +68,9 @@ class Defense:
             raise ValueError(f"trigger is required by {self.name} (it uses backdoor knowledge)")
         if target is not None:
             check_class(target, n_cls, "target")
-        work = copy.deepcopy(model).to(self.device).eval()  # never touch the caller's model
 
         def run() -> DefenseResult:
+            work = copy.deepcopy(model).to(self.device).eval()  # never touch the caller's model
             return self.run(work, defender.to(self.device), trigger=as_trigger(trigger) if trigger is not None
                             else None, target=target, num_classes=n_cls)
 
@@ -97,8 +96,8 @@ def settings(defense: Defense) -> tuple[tuple[str, Any], ...]:
 def fresh_result(result: DefenseResult, reused: bool) -> DefenseResult:
     """A copy of ``result`` the caller may change: the models deep-copied, ``info`` and ``also_fires`` new;
     ``info["run_reused"]`` says whether it is an earlier run's (:func:`~unlearnlib.recover.shared.shared_result`)."""
-    return dataclasses.replace(result, model=copy.deepcopy(result.model), info={**result.info, "run_reused": reused},
-                               unlearned=copy.deepcopy(result.unlearned), also_fires=list(result.also_fires))
+    return replace(result, model=copy.deepcopy(result.model), info={**result.info, "run_reused": reused},
+                   unlearned=copy.deepcopy(result.unlearned), also_fires=list(result.also_fires))
 
 
 def _num_classes(model: nn.Module, defender: Data) -> int:
