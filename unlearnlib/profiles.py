@@ -4,8 +4,9 @@
   backdoored model trains longer (``attack_train``; see ``WANET_EPOCHS``).
 - ``full``: GPU with internet: torchvision CIFAR-10, PreAct-ResNet18, BackdoorBench-like training.
 - ``smoke``: CPU, offline: the ``full`` code path at toy size -- 3x32x32 colour images (``synth32``),
-  PreAct-ResNet18 at 1/8 width (BatchNorm, same layer names), one epoch. CI executes every chapter under it; its
-  numbers are not results (the book's glued numbers are range-checked under ``quick`` only).
+  PreAct-ResNet18 at 1/16 width (``preact-resnet18-w4``: BatchNorm, same layer names), one epoch. CI executes
+  every chapter under it; its numbers are not results (the book's glued numbers are range-checked under ``quick``
+  only).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ FULL = PROFILES.register("full")(Profile(
 # [ours] position heatmaps every 8 pixels, not 2: on PreAct-ResNet18 they were half of a recovery's time
 _SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32, "position_stride": 8}
 SMOKE = PROFILES.register("smoke")(Profile(
-    name="smoke", dataset="synth32", model="preact-resnet18-w8", epochs=1, batch_size=16, lr=0.02, optimizer="sgd",
+    name="smoke", dataset="synth32", model="preact-resnet18-w4", epochs=1, batch_size=16, lr=0.02, optimizer="sgd",
     weight_decay=5e-4, augment="none",
     # [ours] the smoke test runs the code, it does not plant or measure: a few trigger-optimisation steps each
     attack_params={"badnets": {"size": 3}, "blended": {"alpha": 0.2}, "trojannn": {"steps": 10},
@@ -121,7 +122,7 @@ SMOKE = PROFILES.register("smoke")(Profile(
         "finetune": {"epochs": 2},
         "fine-pruning": {"epochs": 2},
     },
-    description="CPU, offline smoke test of the full path: synth32 colour images, PreAct-ResNet18 at 1/8 width, "
+    description="CPU, offline smoke test of the full path: synth32 colour images, PreAct-ResNet18 at 1/16 width, "
                 "1 epoch of SGD (the backdoor is barely planted: the numbers are not results).",
 ))
 
