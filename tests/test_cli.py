@@ -65,6 +65,7 @@ def test_a_dict_parameter_takes_a_json_object_and_every_profile_setting_round_tr
     """``recover_params={"gen_steps": 5}`` from the shell is a dict; :func:`param_pairs` writes any profile's
     defense settings as the ``--defense-param`` texts that parse back to the same values (chapter 10 passes the
     profile's settings to ``unlearnlib defend`` this way)."""
+    from unlearnlib.bench_cli import parse_grid_params
     from unlearnlib.cli import param_pairs, parse_defense_params
     from unlearnlib.profiles import PROFILES
 
@@ -72,6 +73,7 @@ def test_a_dict_parameter_takes_a_json_object_and_every_profile_setting_round_tr
         "recover_params": {"gen_steps": 5, "kinds": ["blend"]}}
     assert param_pairs({"nc_steps": 20, "recover_params": {"b": 1, "a": 2}, "kinds": ("patch", "blend")}) == [
         "nc_steps=20", 'recover_params={"a": 2, "b": 1}', "kinds=patch,blend"]
+    assert parse_grid_params(['agme:recover_params={"gen_steps": 5}']) == {"agme": {"recover_params": {"gen_steps": 5}}}
     checked = 0
     for name in PROFILES.names():
         for defense, params in get_profile(name).defense_params.items():

@@ -34,7 +34,8 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p.add_argument("--grid-seed", type=int, default=None, help="with --grid robustness: the sampler's seed (default 0)")
     p.add_argument("--defense-param", action="append", default=None, metavar="DEFENSE:KEY=VALUE",
                    help="a constructor parameter of one of the grid's defenses, repeatable (e.g. "
-                        "agme-bdk:layers=auto); typed from its signature, part of each cell's key")
+                        "agme-bdk:layers=auto); typed from its signature (a dict as a JSON object), part of each "
+                        "cell's key")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
     p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
     p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the attack's signature, part of the model cache key")
     run.add_argument("--defense-param", action="append", default=None, metavar="KEY=VALUE",
                      help="a defense constructor parameter, repeatable (e.g. layers=auto, mu=3); typed from the "
-                          "defense's signature")
+                          "defense's signature, a dict as a JSON object (recover_params='{\"gen_steps\": 30}')")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--unseen", type=int, default=None, help="defender samples used (default: the defense's)")
     run.add_argument("--known-target", action="store_true",

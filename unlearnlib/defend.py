@@ -160,7 +160,8 @@ def add_defend_parser(sub: Any) -> None:
     p.add_argument("--defense", default="agme", help="a defense name; an unknown name lists the valid ones")
     p.add_argument("--defense-param", action="append", default=None, metavar="KEY=VALUE",
                    help="a defense constructor parameter, repeatable (e.g. layers=fc to name your model's edited "
-                        "layer); typed from the defense's signature")
+                        "layer); typed from the defense's signature, a dict as a JSON object "
+                        "(recover_params='{\"gen_steps\": 30}')")
     p.add_argument("--unseen", type=int, default=None, help="defender images the defense uses (default: its own)")
     p.add_argument("--out", type=Path, required=True, help="where the defended weights go (same format as the input)")
     p.add_argument("--report", type=Path, default=None, help="the JSON report (default: --out with .json)")
