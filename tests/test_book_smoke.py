@@ -24,6 +24,27 @@ def test_every_chapter_executes_under_the_smoke_profile():
     params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     injected = next(c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", []))
     assert "smoke" in "".join(injected["source"]) and params is not injected
+    # the smoke run's own chapter parameters reached the chapter: chapter 8 ran its grid on one cell
+    ch08 = book.read_glue(book.executed_path(book.ROOT / "book" / "08_does_it_hold.ipynb", dest))
+    assert ch08["ch08_cells"] == book.PROFILE_PARAMETERS["smoke"]["08_does_it_hold"]["cells"] == 1
+
+
+def test_profile_parameters_name_real_profiles_chapters_and_parameters():
+    """Every parameter a profile's run gives a chapter is assigned in that chapter's ``parameters`` cell: a typo
+    would run the chapter's own value silently (papermill injects any name)."""
+    import ast
+
+    from unlearnlib.profiles import PROFILES
+
+    chapters = {nb.stem: nb for nb in book.notebooks()}
+    for profile, per_chapter in book.PROFILE_PARAMETERS.items():
+        assert profile in PROFILES.names()
+        for stem, params in per_chapter.items():
+            cells = json.loads(chapters[stem].read_text())["cells"]
+            source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])
+            names = {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign)
+                     for t in node.targets if isinstance(t, ast.Name)}
+            assert set(params) <= names - {"profile"}, (profile, stem, sorted(names))
 
 
 def test_smoke_profile_settings_name_real_attacks_and_arguments():

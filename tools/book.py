@@ -7,8 +7,9 @@
 
 The source tree (``_config.yml``, ``_toc.yml``, ``book/``) is staged into ``_build/executed`` and each notebook
 listed in ``_toc.yml`` is executed there by papermill (kernel ``python3``, working directory = the notebook's
-source folder, parameter ``profile``). Jupyter Book then renders that staged tree with execution off, so what
-the book shows is exactly what the executed copies hold. A failing cell raises and stops the build.
+source folder, parameter ``profile`` and the profile's :data:`PROFILE_PARAMETERS`). Jupyter Book then renders that
+staged tree with execution off, so what the book shows is exactly what the executed copies hold. A failing cell
+raises and stops the build.
 
 Plumbing is hidden with Jupyter Book's own cell tag ``remove-cell`` and kept in the notebooks: the generated
 Colab setup cell (first) and timing cell (last) carry it in the sources, papermill's injected-parameters cell
@@ -38,6 +39,10 @@ HTML = BUILD / "html"
 REMOVE = "remove-cell"  # Jupyter Book 1.x: the cell (input and output) is not rendered
 SETUP_TAG, BADGE_TAG, TIMING_TAG = "setup", "colab-badge", "timing"  # the cells sync-setup generates
 CELL_TIMEOUT_S = 900  # a cell that runs this long fails the build (the slowest quick cell: ~100 s)
+# Parameters a profile's run gives a chapter besides ``profile`` (each must be a name of that chapter's
+# ``parameters`` cell). [ours] smoke: chapter 8's grid on its first cell only -- the smoke run executes the code,
+# and every cell of the grid runs the same code (the grid's architectures are unit-tested on their own).
+PROFILE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {"smoke": {"08_does_it_hold": {"cells": 1}}}
 POLL_SLICE_S = 1.0
 
 
@@ -128,7 +133,8 @@ def execute(names: list[str] | None = None, profile: str = "quick", dest: Path =
         out = executed_path(nb, dest)
         out.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        pm.execute_notebook(str(nb), str(out), parameters={"profile": profile}, kernel_name="python3",
+        parameters = {"profile": profile, **PROFILE_PARAMETERS.get(profile, {}).get(nb.stem, {})}
+        pm.execute_notebook(str(nb), str(out), parameters=parameters, kernel_name="python3",
                             cwd=str(nb.parent), progress_bar=False, log_output=False,
                             execution_timeout=CELL_TIMEOUT_S)
         times[nb.stem] = time.perf_counter() - start
