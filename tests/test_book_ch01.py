@@ -40,6 +40,7 @@ def test_ch01_random_position_badnets_does_not_plant_and_the_map_says_where(glue
     assert g["ch01_anywhere_asr_blank"] >= g["ch01_anywhere_asr_inked"] + 30.0
     assert g["ch01_anywhere_fit"] < 90.0
     assert g["ch01_anywhere_n"] == 200 and g["ch01_anywhere_blank_ink"] < g["ch01_anywhere_inked_ink"]
+    assert g["ch01_anywhere_stride"] == 2  # the chapter's position_stride: the map at every second position
 
 
 def test_ch01_more_poison_buys_the_grey_patch_asr_only_with_accuracy(glue):
