@@ -94,10 +94,10 @@ class AgmeBDK(Defense):
     where it lost 4-8 (g0c012, g0c053, g0c057): that loss comes from the target's own row, which must lower the
     target's score along the trigger's direction in a 64-feature space the target's clean images share.
     Not a lack of samples: with BAERASE's 175 unseen samples (``bench --unseen 175``) grid seed 0 rose to 56 of 60
-    (100 samples: 50), and grid seed 1 stayed at 46, thirteen of its fourteen failed cells the same. Nor of one more
-    pass: editing the edited model again lowered the MLP's random-position checkerboard (g0c004) from 17.9 to 12.8%
-    asr at 0.9 points of accuracy, and on the cells near the bounds traded asr for accuracy or the target class
-    (g0c044: 2.6 -> 2.3% asr, the target class 93 -> 89%).
+    (100 samples: 50), and grid seed 1 stayed at 46, thirteen of its fourteen failed cells the same. Nor does a
+    second pass help: editing the edited model again lowered the MLP's random-position checkerboard (g0c004)
+    from 17.9 to 12.8% asr at 0.9 points of accuracy, and on the cells near the bounds traded asr for accuracy or
+    the target class (g0c044: 2.6 -> 2.3% asr, the target class 93 -> 89%).
     """
 
     name = "agme-bdk"
