@@ -31,11 +31,15 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
     """A model trained on ``split.train`` (planted with ``attack`` if given: :meth:`Attack.plant`, which fits a
     trigger that needs it to the ``clean`` model), through the zoo cache; a trigger's learned tensors are cached
     with the model and restored into ``attack.trigger`` on a hit. A backdoored model trains with the profile's
-    settings for its attack (:meth:`Profile.train_kwargs`: ``attack_train`` overrides, e.g. WaNet's epochs)."""
+    settings for its attack (:meth:`Profile.train_kwargs`: ``attack_train`` overrides, e.g. WaNet's epochs), and
+    again with :meth:`Profile.retry_kwargs` where the attacker's own check finds it unplanted."""
     dev = resolve_device(device)
-    train_kw = profile.train_kwargs(attack_config["name"] if attack is not None and attack_config else None)
+    name = attack_config["name"] if attack is not None and attack_config else None
+    train_kw, retry = profile.train_kwargs(name), profile.retry_kwargs(name)
     config = {"kind": "trained-model", "dataset": split.name, "split_seed": seed, "seed": seed,
               "model": profile.model, "train": train_kw, "attack": attack_config}
+    if retry is not None:  # only then: every other model keeps its cache key
+        config["retry"] = retry
     if split.fingerprint:  # data read from the user's disk: a changed file is a different model
         config["data"] = split.fingerprint
     c, h, _ = split.image_shape
@@ -48,7 +52,7 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
         kw = {"device": dev, "progress": progress, **train_kw}
         if attack is None:
             return train(model, split.train, seed=seed, desc="clean model", **kw)
-        return attack.plant(model, split.train, seed=seed, clean=clean, desc=f"{attack_config['name']} model", **kw)
+        return attack.plant(model, split.train, seed=seed, clean=clean, retry=retry, desc=f"{name} model", **kw)
 
     trig = attack.trigger if attack is not None else None
     model, _ = cached_model(config, build, fit, trig if isinstance(trig, BaseTrigger) else None)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .attacks.base import PLANTED_ASR  # a cell's backdoor is planted when the undefended asr is at least this
 from .recover.shared import RecoveryMemo
 from .registry import DEFENSES
 from .zoo import atomic_write_text
@@ -58,7 +59,6 @@ ASR_MAX = 0.02  # success: asr after the defense at most 2%
 ACC_DROP_MAX = 0.015  # ... clean accuracy at most 1.5 points below the undefended model's
 TARGET_ACC_DROP_MAX = 0.03  # ... target-class accuracy at most 3 points below the undefended model's
 BOUNDS = {"asr": ASR_MAX, "acc_drop": ACC_DROP_MAX, "target_acc_drop": TARGET_ACC_DROP_MAX}  # success's order
-PLANTED_ASR = 0.90  # a cell's backdoor is planted when the undefended asr is at least this (issue 9's bar)
 # rates are counts / n, computed in float32 (a count's rate is off by up to ~1e-7; two counts of n <= 10^5 images
 # differ by >= 1e-5): a drop of exactly the bound passes (1e-9 did not: 99% -> 96% read 0.030000031)
 _EPS = 1e-6
