@@ -102,7 +102,7 @@ def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
         return fit(SmallCNN()), False
 
     def fake_plant(self, model, data, **kw):
-        seen["plant_epochs"] = kw["epochs"]
+        seen["plant_epochs"], seen["retry"] = kw["epochs"], kw["retry"]
         return model
 
     def fake_train(model, data, **kw):
@@ -118,6 +118,72 @@ def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
     experiment.trained_model(split, q, 0, Attack(WaNet(SHAPE), 0, 0.1), {"name": "wanet"}, device="cpu")
     assert seen["clean_epochs"] == q.epochs and seen["plant_epochs"] == q.train_kwargs("wanet")["epochs"]
     assert [c["train"]["epochs"] for c in seen["configs"]] == [q.epochs, q.train_kwargs("wanet")["epochs"]]
+    # the attacker's second try enters the attacked model's key, and no other model's
+    assert seen["retry"] == q.retry_kwargs("wanet") == seen["configs"][1]["retry"] and "retry" not in seen["configs"][0]
+    experiment.trained_model(split, q, 0, Attack(BadNets(SHAPE), 0, 0.1), {"name": "badnets"}, device="cpu")
+    assert seen["retry"] is None and "retry" not in seen["configs"][2]
+
+
+def test_quick_profile_retries_wanet_where_it_did_not_plant():
+    """[ours] WaNet's attacker trains again, longer, when its own check fails (profiles.WANET_RETRY_EPOCHS)."""
+    from unlearnlib.profiles import WANET_RETRY_EPOCHS, Profile, get_profile
+
+    q = get_profile("quick")
+    assert q.retry_kwargs("wanet") == {"epochs": WANET_RETRY_EPOCHS} and WANET_RETRY_EPOCHS > q.train_kwargs(
+        "wanet")["epochs"]
+    assert q.retry_kwargs("badnets") is None and q.retry_kwargs(None) is None
+    assert get_profile("smoke").retry_kwargs("wanet") is None
+    with pytest.raises(ValueError, match=r"attack_retry\['wanet'\] has unknown keys \['epoch'\]"):
+        Profile(**{**q.to_dict(), "attack_retry": {"wanet": {"epoch": 3}}}).retry_kwargs("wanet")
+
+
+class _Always(nn.Module):
+    """Predicts ``cls`` for every image."""
+
+    def __init__(self, cls: int) -> None:
+        super().__init__()
+        self.cls, self.w = cls, nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        out = torch.zeros(len(x), 10) + self.w
+        out[:, self.cls] = 1.0
+        return out
+
+
+def test_planted_rate_is_the_attackers_check_on_its_own_images_of_the_other_classes():
+    data = _data(100)
+    assert Attack(BadNets(SHAPE), target=3).planted_rate(_Always(3), data) == 1.0
+    assert Attack(BadNets(SHAPE), target=3).planted_rate(_Always(4), data) == 0.0
+
+    class NotOnMarked(nn.Module):  # the target unless the centre pixel is marked (the target class's images here)
+        def forward(self, x):
+            return nn.functional.one_hot(torch.where(x[:, 0, 14, 14] < 0, 5, 3), 10).float()
+
+    data.x[data.y == 3, 0, 14, 14] = -1.0
+    assert Attack(BadNets(SHAPE), target=3).planted_rate(NotOnMarked(), data) == 1.0  # the 3s are not counted
+    assert Attack(BadNets(SHAPE), target=4).planted_rate(NotOnMarked(), data) == 0.0
+
+
+@pytest.mark.parametrize("rate, retried", [(0.5, True), (0.95, False)])
+def test_plant_retries_from_the_starting_weights_only_when_unplanted(monkeypatch, rate, retried):
+    calls = []
+
+    def fake_plant(self, model, data, *, seed, clean, **kw):
+        calls.append((float(model.w.detach()), kw["epochs"]))
+        with torch.no_grad():
+            model.w.fill_(7.0)  # "training" moves the weights
+        return model
+
+    monkeypatch.setattr(Attack, "_plant", fake_plant)
+    monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: rate)
+    attack, data = Attack(BadNets(SHAPE), 0, 0.1), _data(20)
+    model = attack.plant(_Always(0), data, epochs=3, retry={"epochs": 9})
+    assert calls == ([(0.0, 3), (0.0, 9)] if retried else [(0.0, 3)])  # the second try starts where the first did
+    assert float(model.w.detach()) == 7.0
+    calls.clear()
+    monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: pytest.fail("no check without retry"))
+    attack.plant(_Always(0), data, epochs=3)
+    assert calls == [(0.0, 3)]
 
 
 def test_wanet_noise_mode_keeps_true_labels():

@@ -27,6 +27,9 @@ def test_ch01_more_attacks_plant(glue):
         assert 0.0 <= g[f"ch01_{attack}_asr_floor"] <= 5.0
     assert (g["ch01_wanet_k"], g["ch01_wanet_s"]) == (4, 0.5)
     assert g["ch01_wanet_epochs"] > g["ch01_epochs"] == 10
+    # the attacker's second try is longer still, and this chapter's model passes the attacker's own check
+    assert g["ch01_wanet_retry_epochs"] > g["ch01_wanet_epochs"] and g["ch01_planted_pct"] == 90
+    assert g["ch01_planted_pct"] <= g["ch01_wanet_check"] <= 100.0
     assert 0.0 < g["ch01_wanet_max_shift"] < 2.0 and 0.0 < g["ch01_wanet_mean_change"] < 0.1
 
 
