@@ -92,7 +92,10 @@ WANET_EPOCHS = 60
 # model was not retried gave bit-identical records, checked on 25 of them): 8 WaNet models retried, planted cells
 # 41 -> 44; success agme-bdk 46 -> 46, agme-bdk+repair 48 -> 48, agme 24 -> 25, agme-repair 30 -> 31, agme+repair
 # 29 -> 30, baerase 10 -> 9, baerase+repair 22 -> 23 of 60. The blind edits now fail LeNet-5's g1c006 (72-78% asr
-# left, where they had "removed" a backdoor at 3.9%) and succeed on g1c045 and g1c047.
+# left, where they had "removed" a backdoor at 3.9%) and succeed on g1c045 and g1c047. The MLP's retried models plant
+# no better (17-22% asr) and lose more of the target class to the edit with backdoor knowledge: ``agme-bdk+repair``
+# keeps the target within 3 points on 56 cells instead of 58 (g1c008, g1c019: 5 and 6 points). Not tried: keeping
+# the better of the two tries by the attacker's check instead of the second.
 WANET_RETRY_EPOCHS = 200
 
 # Random-position BadNets (BAERASE's: a 3x3 random-value patch at a new position per image) does NOT plant here:
