@@ -164,22 +164,23 @@ def test_planted_rate_is_the_attackers_check_on_its_own_images_of_the_other_clas
     assert Attack(BadNets(SHAPE), target=4).planted_rate(NotOnMarked(), data) == 0.0
 
 
-@pytest.mark.parametrize("rate, retried", [(0.5, True), (0.95, False)])
-def test_plant_retries_from_the_starting_weights_only_when_unplanted(monkeypatch, rate, retried):
-    calls = []
+@pytest.mark.parametrize("rates, tries, kept", [((0.5, 0.6), 2, 1), ((0.5, 0.4), 2, 0), ((0.5, 0.5), 2, 0),
+                                                ((0.95,), 1, 0)])
+def test_plant_retries_from_the_starting_weights_and_keeps_the_better_try(monkeypatch, rates, tries, kept):
+    calls, rated = [], iter(rates)
 
     def fake_plant(self, model, data, *, seed, clean, **kw):
         calls.append((float(model.w.detach()), kw["epochs"]))
         with torch.no_grad():
-            model.w.fill_(7.0)  # "training" moves the weights
+            model.w.fill_(len(calls))  # "training" moves the weights: try i leaves w = i
         return model
 
     monkeypatch.setattr(Attack, "_plant", fake_plant)
-    monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: rate)
+    monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: next(rated))
     attack, data = Attack(BadNets(SHAPE), 0, 0.1), _data(20)
     model = attack.plant(_Always(0), data, epochs=3, retry={"epochs": 9})
-    assert calls == ([(0.0, 3), (0.0, 9)] if retried else [(0.0, 3)])  # the second try starts where the first did
-    assert float(model.w.detach()) == 7.0
+    assert calls == [(0.0, 3), (0.0, 9)][:tries]  # the second try starts where the first did, with its settings
+    assert float(model.w.detach()) == kept + 1  # the try the attacker's check rates higher; the first on a tie
     calls.clear()
     monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: pytest.fail("no check without retry"))
     attack.plant(_Always(0), data, epochs=3)
@@ -357,3 +358,18 @@ def test_poison_sweep_plot_draws_asr_and_accuracy_per_trigger_against_the_clean_
     assert list(grey.get_xdata()) == [10.0, 50.0] and list(grey.get_ydata()) == pytest.approx([37.0, 72.0])
     assert list(a1.lines[0].get_ydata()) == pytest.approx([95.0, 71.0])  # sorted by ratio, in percent
     assert list(a1.lines[-1].get_ydata()) == pytest.approx([97.0, 97.0])  # the clean model's accuracy
+
+
+def test_plant_keeps_the_trigger_of_the_kept_try(monkeypatch):
+    """A trigger fitted while planting (IMC's) must match the model that is kept, not the last try's."""
+
+    def fake_plant(self, model, data, *, seed, clean, **kw):
+        self.trigger.set_theta(torch.full(SHAPE, float(kw["epochs"])))  # each try fits its own trigger
+        return model
+
+    rated = iter((0.5, 0.2))  # the second try plants worse: the first is kept, with its trigger
+    monkeypatch.setattr(Attack, "_plant", fake_plant)
+    monkeypatch.setattr(Attack, "planted_rate", lambda self, model, data: next(rated))
+    trig = IMC(SHAPE)
+    Attack(trig, 0, 0.1).plant(_Always(0), _data(20), epochs=3, retry={"epochs": 9})
+    assert torch.equal(trig.state_dict()["theta"], torch.full(SHAPE, 3.0))
