@@ -183,11 +183,11 @@ class Attack:
 
     def planted_rate(self, model: nn.Module, data: Data) -> float:
         """The attacker's own check: the share of ``data``'s images of the other classes (its training images)
-        that ``model`` sends to the target once triggered -- the asr on data the attacker holds, not the test set."""
-        from ..metrics import attack_rate
+        that ``model`` sends to the target once triggered -- the asr (:func:`unlearnlib.metrics.evaluate`) on data
+        the attacker holds, not the test set."""
+        from ..metrics import evaluate
 
-        x = data.x[data.y != self.target]
-        return attack_rate(model, apply_trigger(self.trigger, x), self.target)
+        return evaluate(model, data, self.trigger, self.target)["asr"]
 
     def plant(self, model: nn.Module, data: Data, *, seed: int = 0, clean: nn.Module | None = None,
               retry: dict[str, Any] | None = None, **train_kwargs: Any) -> nn.Module:
