@@ -12,7 +12,7 @@ export UNLEARNLIB_CACHE ?= $(CURDIR)/_build/cache
 unexport PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX ?= $(CURDIR)/$(VENV)/pycache
 
-.PHONY: book test lint venv clean check-html
+.PHONY: book test test-unit lint venv clean check-html
 
 book: $(STAMP)
 	$(PY) tools/book.py all
@@ -20,6 +20,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# The inner loop: every test but those that execute the chapters or build the HTML (book) and the slow ones.
+test-unit: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not book and not slow"
 
 # Every page of _build/html in headless Chromium (Debian: chromium, chromium-driver); skipped when not installed.
 check-html: $(STAMP)

@@ -15,6 +15,15 @@ import book  # noqa: E402  (tools/book.py)
 
 os.environ.setdefault("UNLEARNLIB_PROGRESS", "0")
 
+BOOK_FIXTURES = {"executed_book", "glue", "built_book"}  # a test that uses one executes the chapters
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that executes the chapters or builds the HTML ``book`` (``make test-unit`` leaves them out)."""
+    for item in items:
+        if BOOK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.book)
+
 
 @pytest.fixture(scope="session")
 def executed_book() -> dict[str, float]:

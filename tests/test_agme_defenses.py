@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from unlearnlib.defenses import get_defense
-from unlearnlib.experiment import make_scenario
+from unlearnlib.experiment.scenario import make_scenario
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def test_neural_cleanse_source_edits_and_leaves_the_input_alone(sc, name):
     assert out.info["recover"] == "nc" and out.info["recovered_target"] == 0 and out.info["detected"] is True
     assert sc.metrics(out.model)["asr"] < 0.2
     if name == "agme-repair":
-        assert out.info["repair_keys"] >= 1 and out.info["repair_seconds"] >= 0
+        assert out.info["repair_keys"] >= 1 and out.info["repair_seconds"] > 0
 
 
 def test_generator_source_reports_the_search_outcome(sc):
@@ -59,7 +59,7 @@ def test_bad_keep_weight_fails_at_construction(keep_weight):
 
 
 def test_generator_source_holds_out_by_the_shared_rule(sc, monkeypatch):
-    import unlearnlib.recover.target_search as ts
+    import unlearnlib.defenses.agme as agme
 
     seen = {}
 
@@ -67,7 +67,7 @@ def test_generator_source_holds_out_by_the_shared_rule(sc, monkeypatch):
         seen["train"], seen["heldout"] = train, heldout
         raise RuntimeError("stop after the split")
 
-    monkeypatch.setattr(ts, "recover", fake_recover)
+    monkeypatch.setattr(agme, "recover", fake_recover)
     defender = sc.defender(50)
     with pytest.raises(RuntimeError, match="stop after the split"):
         get_defense("agme", progress=False, seed=4)(sc.backdoored, defender)

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from unlearnlib.core.device import cpu_threads
 from unlearnlib.data import Data
-from unlearnlib.device import cpu_threads
-from unlearnlib.recover.anomaly import MAD_CONSISTENCY, anomaly_index
-from unlearnlib.recover.neural_cleanse import neural_cleanse
+from unlearnlib.recovery.anomaly import MAD_CONSISTENCY, anomaly_index
+from unlearnlib.recovery.neural_cleanse import neural_cleanse
 
 
 def test_signed_index_of_a_high_and_a_low_outlier():

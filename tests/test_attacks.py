@@ -1,8 +1,11 @@
 import pytest
 import torch
 
-from unlearnlib.attacks import Attack, BadNets, Blended, apply_trigger, as_trigger, make_trigger
+from unlearnlib.attacks import Attack, make_trigger
+from unlearnlib.attacks.badnets import BadNets
+from unlearnlib.attacks.blended import Blended
 from unlearnlib.data import Data
+from unlearnlib.ml.triggers import apply_trigger, as_trigger
 
 SHAPE = (1, 28, 28)
 

@@ -4,13 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnlib.attacks import IMC, Attack, BadNets, TrojanNN, WaNet, apply_trigger, make_trigger, patch_mask
-from unlearnlib.attacks.trojannn import select_neurons
-from unlearnlib.cli import parse_attack_params
+from unlearnlib.attacks import Attack, make_trigger, patch_mask
+from unlearnlib.attacks.badnets import BadNets
+from unlearnlib.attacks.imc import IMC
+from unlearnlib.attacks.trojannn import TrojanNN, select_neurons
+from unlearnlib.attacks.wanet import WaNet
+from unlearnlib.core.cache import cached_model, source_fingerprint
+from unlearnlib.core.registry import ATTACKS
 from unlearnlib.data import Data
-from unlearnlib.models import SmallCNN
-from unlearnlib.registry import ATTACKS
-from unlearnlib.zoo import cached_model, source_fingerprint
+from unlearnlib.experiment.params import parse_attack_params
+from unlearnlib.ml.triggers import apply_trigger
+from unlearnlib.models.cnn import SmallCNN
 
 SHAPE = (1, 28, 28)
 
@@ -27,7 +31,7 @@ def test_registered_and_public_imports():
 
 
 def test_source_fingerprint_covers_the_attacks_package(tmp_path, monkeypatch):
-    import unlearnlib.zoo as zoo
+    import unlearnlib.core.cache as zoo
 
     (tmp_path / "attacks").mkdir()
     (tmp_path / "attacks" / "a.py").write_text("x = 1\n")
@@ -84,9 +88,9 @@ def test_wanet_flow_follows_the_papers_normalisation():
 
 def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
     """[ours] WaNet trains longer than the other attacks in quick (profiles.py); the budget enters the cache key."""
-    from unlearnlib import experiment
     from unlearnlib.data import Split
-    from unlearnlib.profiles import Profile, get_profile
+    from unlearnlib.experiment import scenario as experiment
+    from unlearnlib.experiment.profiles import Profile, get_profile
 
     q = get_profile("quick")
     assert q.train_kwargs("wanet")["epochs"] > q.epochs
@@ -126,7 +130,7 @@ def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
 
 def test_quick_profile_retries_wanet_where_it_did_not_plant():
     """[ours] WaNet's attacker trains again, longer, when its own check fails (profiles.WANET_RETRY_EPOCHS)."""
-    from unlearnlib.profiles import WANET_RETRY_EPOCHS, Profile, get_profile
+    from unlearnlib.experiment.profiles import WANET_RETRY_EPOCHS, Profile, get_profile
 
     q = get_profile("quick")
     assert q.retry_kwargs("wanet") == {"epochs": WANET_RETRY_EPOCHS} and WANET_RETRY_EPOCHS > q.train_kwargs(
@@ -279,7 +283,7 @@ def test_plant_uses_the_hooks_and_the_cache_keeps_the_trigger(tmp_path, monkeypa
 
 
 def test_train_before_epoch_must_keep_the_size():
-    from unlearnlib.train import train
+    from unlearnlib.ml.train import train
 
     data = _data(50)
     with pytest.raises(ValueError, match="before_epoch must return data of the same size"):
@@ -308,15 +312,15 @@ def test_cli_attack_param_enters_the_cache_key(monkeypatch):
         seen.update(kw)
         raise ValueError("stop")
 
-    monkeypatch.setattr("unlearnlib.experiment.make_scenario", fake)
+    monkeypatch.setattr("unlearnlib.cli.run.make_scenario", fake)
     assert cli.main(["run", "--attack", "badnets", "--attack-param", "size=4", "--no-progress"]) == 2
     assert seen["attack_params"] == {"size": 4}
     assert cli.main(["run", "--attack", "badnets", "--attack-param", "nope=1"]) == 2
 
 
 def test_every_trigger_works_in_the_edit_and_evaluation():
-    from unlearnlib.edit import edit_layers
-    from unlearnlib.metrics import evaluate
+    from unlearnlib.ml.edit import edit_layers
+    from unlearnlib.ml.metrics import evaluate
 
     torch.manual_seed(0)
     model = SmallCNN().eval()
@@ -333,7 +337,7 @@ def test_attack_plots():
     import matplotlib
 
     matplotlib.use("Agg")
-    from unlearnlib.plots_attacks import difference_gallery, plot_flow_field
+    from unlearnlib.display.attacks import difference_gallery, plot_flow_field
 
     x = torch.rand(2, *SHAPE)
     fig = difference_gallery(x, {"wanet": WaNet(SHAPE), "badnets": BadNets(SHAPE)})
@@ -347,7 +351,7 @@ def test_poison_sweep_plot_draws_asr_and_accuracy_per_trigger_against_the_clean_
     import matplotlib
 
     matplotlib.use("Agg")
-    from unlearnlib.plots_attacks import plot_poison_sweep
+    from unlearnlib.display.attacks import plot_poison_sweep
 
     sweep = {"grey": {0.5: {"asr": .72, "acc": .71}, 0.1: {"asr": .37, "acc": .95}},
              "checker": {0.1: {"asr": .88, "acc": .96}, 0.5: {"asr": 1.0, "acc": .94}}}

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from unlearnlib.core.device import cpu_threads
 from unlearnlib.data import Data
 from unlearnlib.defenses import get_defense
 from unlearnlib.defenses.baerase import BAErase, DivergenceError
-from unlearnlib.device import cpu_threads
-from unlearnlib.recover.target_search import KEEP_RATE
+from unlearnlib.recovery.target_search import KEEP_RATE
 
 TINY = dict(hidden=16, gen_steps=2, gen_batch_size=8, search_steps=2, search_batch_size=8, epochs=1,
             batch_size=8, device="cpu", progress=False)
@@ -131,7 +131,7 @@ def test_model_on_another_device_than_data_raises():
 
 def test_nan_divergence_raises_and_leaves_the_input_untouched():
     from unlearnlib.defenses.baerase import unlearn
-    from unlearnlib.recover.mesa import GeneratedTrigger, TriggerGenerator
+    from unlearnlib.recovery.mesa import GeneratedTrigger, TriggerGenerator
 
     model, data = tiny_model(), tiny_data()
     with torch.no_grad():
@@ -149,7 +149,7 @@ def test_adam_steps_stay_bounded_where_large_features_make_sgd_overshoot():
     """Why the unlearning uses Adam (module docstring): with inputs 1000x larger (a BatchNorm network's triggered
     features), SGD's steps scale with them while Adam's stay near ``lr`` per weight and step."""
     from unlearnlib.defenses.baerase import unlearn
-    from unlearnlib.recover.mesa import GeneratedTrigger, TriggerGenerator
+    from unlearnlib.recovery.mesa import GeneratedTrigger, TriggerGenerator
 
     trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
     data = tiny_data()
@@ -171,7 +171,7 @@ def test_adam_steps_stay_bounded_where_large_features_make_sgd_overshoot():
 
 def test_unbounded_huge_steps_diverge_with_a_clear_error():
     from unlearnlib.defenses.baerase import unlearn
-    from unlearnlib.recover.mesa import GeneratedTrigger, TriggerGenerator
+    from unlearnlib.recovery.mesa import GeneratedTrigger, TriggerGenerator
 
     trig = GeneratedTrigger(TriggerGenerator((1, 12, 12), 3, hidden=8))
     with pytest.raises(DivergenceError, match="ascent_bound"):
@@ -180,7 +180,8 @@ def test_unbounded_huge_steps_diverge_with_a_clear_error():
 
 
 def test_end_to_end_lowers_asr_on_the_quick_scenario():
-    from unlearnlib.experiment import make_scenario, run_defense
+    from unlearnlib.experiment.runs import run_defense
+    from unlearnlib.experiment.scenario import make_scenario
 
     sc = make_scenario("quick", "badnets", 0, progress=False)
     rec = run_defense(sc, "baerase", target=sc.target, progress=False, kinds=("patch",), gen_steps=30).record

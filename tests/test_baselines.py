@@ -8,8 +8,9 @@ from torch import nn
 
 from unlearnlib.defenses import get_defense
 from unlearnlib.defenses.fine_pruning import last_conv_layer
-from unlearnlib.experiment import make_scenario, run_defense
-from unlearnlib.models import SmallCNN
+from unlearnlib.experiment.runs import run_defense
+from unlearnlib.experiment.scenario import make_scenario
+from unlearnlib.models.cnn import SmallCNN
 
 FAST = {"finetune": {}, "fine-pruning": {}, "nc-unlearn": {"nc_steps": 40}}
 

@@ -8,10 +8,14 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from unlearnlib import bench, experiment
 from unlearnlib.cli import main
+from unlearnlib.cli.bench import write_grid
+from unlearnlib.core.registry import DEFENSES
 from unlearnlib.defenses import Defense
-from unlearnlib.registry import DEFENSES
+from unlearnlib.display import grid_markdown, plot_asr_vs_seconds, plot_asr_vs_unseen
+from unlearnlib.evaluation import grid as bench
+from unlearnlib.evaluation.comparison import summarise
+from unlearnlib.experiment import scenario as experiment
 
 matplotlib.use("Agg")
 TINY = {"profile": "quick", "attacks": ["badnets"], "defenses": ["finetune"], "seeds": [0], "progress": False}
@@ -34,14 +38,14 @@ def memo_splits(monkeypatch):
 
 def _count_runs(monkeypatch) -> list[str]:
     calls: list[str] = []
-    real = experiment.run_defense
+    real = bench.run_defense
 
     def counting(sc, defense="none", *args, **kwargs):
         calls.append(defense)
         return real(sc, defense, *args, epochs=2, **kwargs) if defense == "finetune" else real(sc, defense, *args,
                                                                                                  **kwargs)
 
-    monkeypatch.setattr(experiment, "run_defense", counting)
+    monkeypatch.setattr(bench, "run_defense", counting)
     return calls
 
 
@@ -50,6 +54,8 @@ def test_tiny_grid_writes_outputs_then_resumes_and_redoes_a_corrupt_cell(tmp_pat
     df = bench.run_grid(out=tmp_path, **TINY)
     assert calls == ["none", "finetune"]
     assert list(df["defense"]) == ["finetune", "none"] and set(df["status"]) == {"ok"}
+    assert not (tmp_path / "grid.csv").exists()  # the runner returns its table; the command line writes it
+    assert write_grid(df, tmp_path) == ("grid.csv", "grid.md", "asr_vs_seconds.png", "asr_vs_unseen.png")
     for name in ("grid.csv", "grid.md", "asr_vs_seconds.png", "asr_vs_unseen.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert len(list((tmp_path / "cells").glob("*.json"))) == 2
@@ -107,7 +113,7 @@ def test_unseen_enters_the_cell_key_and_reaches_every_defense(tmp_path, monkeypa
 
 
 def test_cli_bench_unseen_reaches_the_robustness_grid(tmp_path, monkeypatch, capsys):
-    from unlearnlib import robustness
+    from unlearnlib.cli import bench as cli_bench
 
     seen = {}
 
@@ -115,7 +121,7 @@ def test_cli_bench_unseen_reaches_the_robustness_grid(tmp_path, monkeypatch, cap
         seen.update(kw)
         raise ValueError("stop here")
 
-    monkeypatch.setattr(robustness, "run_robustness", fake)
+    monkeypatch.setattr(cli_bench, "run_robustness", fake)
     assert main(["bench", "--grid", "robustness", "--unseen", "200", "--out", str(tmp_path), "--no-progress"]) == 2
     assert seen["unseen"] == 200 and "stop here" in capsys.readouterr().err
     assert main(["bench", "--grid", "robustness", "--unseen", "0", "--out", str(tmp_path), "--no-progress"]) == 2
@@ -151,6 +157,7 @@ class Boom(Defense):
 def test_a_failing_defense_is_a_failed_cell_not_a_crashed_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(DEFENSES._items, "boom", Boom)
     df = bench.run_grid(out=tmp_path, **{**TINY, "defenses": ["boom"]})
+    write_grid(df, tmp_path)
     failed = df[df["status"] == "failed"]
     assert list(failed["defense"]) == ["boom"] and "RuntimeError: the defense exploded" in failed.iloc[0]["error"]
     assert "the defense exploded" in capsys.readouterr().err  # reported, with its traceback
@@ -192,16 +199,16 @@ def _synthetic() -> pd.DataFrame:
 
 
 def test_summarise_markdown_and_plots():
-    s = bench.summarise(_synthetic())
+    s = summarise(_synthetic())
     assert list(s["defense"])[0] == "none" and set(s["n"]) == {2}
     ft = s[s["defense"] == "finetune"].iloc[0]
     assert ft["asr_mean"] == pytest.approx(0.89) and ft["asr_std"] == pytest.approx(0.01414, abs=1e-4)
-    md = bench.to_markdown(s)
+    md = grid_markdown(s)
     assert "| badnets | finetune | 94.0 ± 1.4 | 89.0 ± 1.4 |" in md
     from matplotlib.figure import Figure
 
-    for fn in (bench.plot_asr_vs_seconds, bench.plot_asr_vs_unseen):
+    for fn in (plot_asr_vs_seconds, plot_asr_vs_unseen):
         ax = fn(s, ax=Figure().subplots())
         assert ax.get_ylabel().startswith("attack success rate")
     with pytest.raises(ValueError, match="no finished"):
-        bench.summarise(_synthetic().assign(status="failed"))
+        summarise(_synthetic().assign(status="failed"))

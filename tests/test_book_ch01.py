@@ -18,7 +18,7 @@ def test_ch01_backdoors_are_planted(glue):
 
 
 def test_ch01_more_attacks_plant(glue):
-    """Issue 11: TrojanNN, IMC and WaNet reach asr >= 90% at acc >= 95% on quick with a small floor (the prose says
+    """TrojanNN, IMC and WaNet reach asr >= 90% at acc >= 95% on quick with a small floor (the prose says
     so); WaNet at the paper's k = 4, s = 0.5 with its own, longer training budget (the prose says that too)."""
     g = glue("01_backdoor_attacks")
     for attack in ("trojannn", "imc", "wanet"):
@@ -34,11 +34,11 @@ def test_ch01_more_attacks_plant(glue):
 
 
 def test_ch01_random_position_badnets_does_not_plant_and_the_map_says_where(glue):
-    """Issue 9: BAERASE's BadNets (random values, random position) does not plant in quick, and the prose says so and
+    """BAERASE's BadNets (random values, random position) does not plant in quick, and the prose says so and
     why: it fires on the blank margin and not where the digits are, and the model fits few of its own poisoned
     images. If it ever plants, this fails and the section must be rewritten."""
     g = glue("01_backdoor_attacks")
-    assert g["ch01_anywhere_asr"] < 90.0  # robustness.PLANTED_ASR: "does not plant"
+    assert g["ch01_anywhere_asr"] < 90.0  # rule.PLANTED_ASR: "does not plant"
     assert g["ch01_anywhere_acc"] >= 90.0
     assert g["ch01_anywhere_asr_blank"] >= g["ch01_anywhere_asr_inked"] + 30.0
     assert g["ch01_anywhere_fit"] < 90.0
@@ -47,7 +47,7 @@ def test_ch01_random_position_badnets_does_not_plant_and_the_map_says_where(glue
 
 
 def test_ch01_more_poison_buys_the_grey_patch_asr_only_with_accuracy(glue):
-    """Issue 9: why BAERASE's BadNets cannot be planted by a change of training here (the prose says so): with a
+    """Why BAERASE's BadNets cannot be planted by a change of training here (the prose says so): with a
     quarter and a half of the training images poisoned, its asr rises while accuracy falls far below the clean
     model's, and it still does not plant; a checkerboard at the same random positions plants at a quarter with
     accuracy kept. If the grey patch ever plants this way, this fails and the section must be rewritten."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from unlearnlib.recover.target_search import PATCH_SIZES, SEARCH_LR, SEARCH_STEPS
+from unlearnlib.recovery.target_search import PATCH_SIZES, SEARCH_LR, SEARCH_STEPS
 
 
 def test_ch02_target_found_and_triggers_transfer(glue):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from unlearnlib.core.registry import DEFENSES
 from unlearnlib.defenses.base import constructor_defaults
-from unlearnlib.registry import DEFENSES
 
 
 def test_ch04_bdk_edit(glue):
@@ -12,7 +12,7 @@ def test_ch04_bdk_edit(glue):
     assert g["ch04_asr_after"] <= 1.5
     assert g["ch04_acc_drop"] <= 0.5
     assert g["ch04_unseen"] == 50 and g["ch04_layers"] == g["ch04_blended_layers"] == "fc1"  # the prose
-    assert g["ch04_keys_per_image"] == 25  # every shift of up to two pixels (unlearnlib.edit.DENSE_SHIFTS)
+    assert g["ch04_keys_per_image"] == 25  # every shift of up to two pixels (unlearnlib.ml.edit.DENSE_SHIFTS)
     bdk = constructor_defaults(DEFENSES.get("agme-bdk"))
     assert (g["ch04_mu"], g["ch04_lam"]) == (bdk["mu"], bdk["lam"])  # the prose's "(4) mu = ..., lambda = ..."
     assert g["ch04_blended_asr_after"] <= 1.5
@@ -35,7 +35,7 @@ def test_ch06_repair(glue):
 
 
 def test_ch06_repair_after_gradient_unlearning(glue):
-    """Issue 9: the repair step gives back what unlearning took from the target class, and never the backdoor."""
+    """The repair step gives back what unlearning took from the target class, and never the backdoor."""
     g = glue("06_repair")
     for d in ("nc_unlearn", "baerase"):
         unlearned, repaired = g[f"ch06_{d}_target_acc_unlearned"], g[f"ch06_{d}_target_acc_repaired"]
@@ -51,20 +51,19 @@ def test_ch05_blended_needs_a_blend_shaped_recovery(glue):
     assert g["ch05_blended_baerase_asr"] <= 3.0
     assert g["ch05_blended_acc_before"] - g["ch05_blended_baerase_acc"] <= 1.0
     assert g["ch05_blended_nc_asr"] > g["ch05_blended_baerase_asr"]  # the prose says Neural Cleanse's patch fails
-    from unlearnlib.recover.target_search import KEEP_RATE
+    from unlearnlib.recovery.target_search import KEEP_RATE
 
     assert g["ch05_keep_rate"] == round(100 * KEEP_RATE)  # the prose's "on at least N% of the held-out images"
     assert "blend" in g["ch05_blended_kind"].split("+")  # a blend backdoor: the edit's trigger holds a blend
 
 
 def test_ch05_where_trigger_recovery_fails(glue):
-    """Issue 11: the section's numbers are computed; the known-trigger edit removes TrojanNN."""
+    """The section's numbers are computed; the known-trigger edit removes TrojanNN."""
     g = glue("05_editing_without_the_trigger")
     for a in ("trojannn", "wanet"):
         assert g[f"ch05_{a}_nc_detected"] in (0, 1) and 0 <= g[f"ch05_{a}_nc_target"] <= 9
-        assert 0.0 <= g[f"ch05_{a}_gen_rate"] <= 100.0 and g[f"ch05_{a}_gen_kind"] in ("patch", "blend")
-        for d in ("none", "agme", "baerase", "nc_unlearn", "agme_bdk"):
-            assert 0.0 <= g[f"ch05_left_{a}_{d}"] <= 100.0
+        assert g[f"ch05_{a}_gen_kind"] in ("patch", "blend")
+        assert g[f"ch05_left_{a}_none"] >= 90.0  # the backdoors the section removes are planted
     assert g["ch05_left_trojannn_agme_bdk"] <= 2.0 and g["ch05_left_wanet_agme_bdk"] <= 2.0
     # the prose: the first default left WaNet behind because its cascade stopped at conv2 (an in-sample check)
     assert g["ch05_wanet_first_asr"] > 2.0 and g["ch05_wanet_first_layers"] == "conv2"
@@ -72,7 +71,7 @@ def test_ch05_where_trigger_recovery_fails(glue):
 
 
 def test_ch06_grid_cell_backs_the_prose(glue):
-    """Issue 9: chapter 6 shows the target-class loss on a robustness-grid cell, and the repair giving it back."""
+    """Chapter 6 shows the target-class loss on a robustness-grid cell, and the repair giving it back."""
     g = glue("06_repair")
     assert g["ch06_cell"] == "g0c054" and g["ch06_cell_unseen"] == 50
     assert g["ch06_cell_asr_before"] >= 90.0  # a planted backdoor
@@ -87,7 +86,7 @@ def test_ch06_grid_cell_backs_the_prose(glue):
 
 
 def test_ch06_baerase_cell_backs_the_prose(glue):
-    """Issue 9 §3: on a grid cell, BAERASE takes the target class, the repair gives it back without the backdoor,
+    """On a grid cell, BAERASE takes the target class, the repair gives it back without the backdoor,
     and the first version's hold (``repair_hold="cleaned"``) let part of the backdoor come back."""
     g = glue("06_repair")
     assert g["ch06_b_cell"] == "g0c000" and g["ch06_b_cell_unseen"] == 175

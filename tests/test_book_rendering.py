@@ -7,8 +7,8 @@
 - no output of the executed book shows a warning, a traceback, stderr or a local path;
 - every image the HTML references exists, and MathJax is served from the build, not a CDN;
 - every table an executed chapter shows (HTML or markdown) has no index column and a unit on each numeric
-  column (:func:`unlearnlib.style.check_table`);
-- the library's figures fit the page with readable text (:func:`unlearnlib.style.check_figure`).
+  column (:func:`unlearnlib.display.style.check_table`);
+- the library's figures fit the page with readable text (:func:`unlearnlib.display.style.check_figure`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,10 @@ import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import book  # noqa: E402  (tools/book.py)
-from unlearnlib import plots_attacks, style, viz  # noqa: E402
 from unlearnlib.attacks import make_trigger  # noqa: E402
+from unlearnlib.display import attacks as plots_attacks  # noqa: E402
+from unlearnlib.display import images as viz
+from unlearnlib.display import style
 
 CHAPTERS = book.notebooks()
 
@@ -226,16 +228,17 @@ def test_table_helper_puts_units_in_headers_rates_in_percent_and_no_index_column
 
 
 def test_markdown_tables_of_the_bench_and_scaling_carry_units():
-    from unlearnlib import bench, scaling
+    from unlearnlib.display import grid_markdown, scaling_markdown
+    from unlearnlib.evaluation.comparison import SUMMARY
 
     summary = pd.DataFrame([{"attack": "badnets", "defense": "none", "n": 2, "failed": 0,
-                             **{f"{m}_{s}": v for m in bench.SUMMARY for s, v in (("mean", 0.5), ("std", 0.01))}}])
-    head, rows = markdown_tables(bench.to_markdown(summary))[0]
+                             **{f"{m}_{s}": v for m in SUMMARY for s, v in (("mean", 0.5), ("std", 0.01))}}])
+    head, rows = markdown_tables(grid_markdown(summary))[0]
     assert "asr (%)" in head and "seconds (s)" in head and style.check_table(head, rows) == []
     row = {"model": "cnn", "params": 1234567, "input": "1x28x28", "defense": "agme-bdk", "unseen": 10, "threads": 2,
            "seconds": 0.5, "peak_mib": 600.0, "mem_method": "VmHWM", "edit_seconds": 0.2, "solve_seconds": 0.01,
            "layers": "conv2 fc1", "dims": "288 1568", "keys": "90 810", "solve_forms": "dual dual", "status": "ok"}
-    head, rows = markdown_tables(scaling.to_markdown(pd.DataFrame([row])))[0]
+    head, rows = markdown_tables(scaling_markdown(pd.DataFrame([row])))[0]
     assert "peak memory (MiB)" in head and style.check_table(head, rows) == []
 
 

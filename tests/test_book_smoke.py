@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import book
+
+pytestmark = pytest.mark.book  # it executes every chapter (under the smoke profile)
 
 
 def test_every_chapter_executes_under_the_smoke_profile():
@@ -44,7 +48,7 @@ def test_profile_parameters_name_real_profiles_chapters_and_parameters():
     would run the chapter's own value silently (papermill injects any name)."""
     import ast
 
-    from unlearnlib.profiles import PROFILES
+    from unlearnlib.experiment.profiles import PROFILES
 
     chapters = {nb.stem: nb for nb in book.notebooks()}
     for profile, per_chapter in book.PROFILE_PARAMETERS.items():
@@ -62,10 +66,10 @@ def test_smoke_profile_settings_name_real_attacks_and_arguments():
     import inspect
 
     import unlearnlib.attacks  # noqa: F401  (registers every attack)
-    from unlearnlib.profiles import PROFILES, get_profile
-    from unlearnlib.recover.neural_cleanse import neural_cleanse
-    from unlearnlib.recover.target_search import recover
-    from unlearnlib.registry import ATTACKS
+    from unlearnlib.core.registry import ATTACKS
+    from unlearnlib.experiment.profiles import PROFILES, get_profile
+    from unlearnlib.recovery.neural_cleanse import neural_cleanse
+    from unlearnlib.recovery.target_search import recover
 
     smoke = get_profile("smoke")
     assert smoke.grid_attacks and set(smoke.grid_attacks) <= set(ATTACKS.names())

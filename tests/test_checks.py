@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from unlearnlib.checks import check_number, check_positive_number
+from unlearnlib.core.checks import check_number, check_positive_number
 
 NOT_NUMBERS = [True, False, "1", None, [1.0], math.nan, math.inf, -math.inf, 10**400]
 
@@ -42,7 +42,7 @@ def test_check_positive_number_rejects_with_the_parameter_name(value):
 
 
 def test_check_choice_names_the_parameter_the_choices_and_their_meaning():
-    from unlearnlib.checks import check_choice
+    from unlearnlib.core.checks import check_choice
 
     assert check_choice("b", ("a", "b"), "mode", "what it does") == "b"
     for bad in ("c", None, 1, ["a"]):

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from unlearnlib.cli import main
-from unlearnlib.profiles import get_profile
+from unlearnlib.experiment.profiles import get_profile
 
 KEYS = {"dataset", "attack", "defense", "seed", "target", "unseen", "before", "after", "defense_seconds"}
 METRICS = {"acc", "asr", "target_acc", "ra", "asr_floor"}
@@ -50,7 +50,7 @@ def test_profiles_are_documented():
 
 def test_defense_params_are_typed_from_the_whole_constructor_chain():
     """``agme`` passes ``**kw`` to ``agme-bdk``: its ``lam`` is a parameter too; device/seed/progress are not."""
-    from unlearnlib.cli import parse_defense_params
+    from unlearnlib.experiment.params import parse_defense_params
 
     assert parse_defense_params("agme", ["lam=2", "layers=fc1", "augment=yes", "nc_steps=5"]) == {
         "lam": 2.0, "layers": "fc1", "augment": True, "nc_steps": 5}
@@ -65,9 +65,8 @@ def test_a_dict_parameter_takes_a_json_object_and_every_profile_setting_round_tr
     """``recover_params={"gen_steps": 5}`` from the shell is a dict; :func:`param_pairs` writes any profile's
     defense settings as the ``--defense-param`` texts that parse back to the same values (chapter 10 passes the
     profile's settings to ``unlearnlib defend`` this way)."""
-    from unlearnlib.bench_cli import parse_grid_params
-    from unlearnlib.cli import param_pairs, parse_defense_params
-    from unlearnlib.profiles import PROFILES
+    from unlearnlib.experiment.params import param_pairs, parse_defense_params, parse_grid_params
+    from unlearnlib.experiment.profiles import PROFILES
 
     assert parse_defense_params("agme", ['recover_params={"gen_steps": 5, "kinds": ["blend"]}']) == {
         "recover_params": {"gen_steps": 5, "kinds": ["blend"]}}

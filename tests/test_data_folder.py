@@ -1,4 +1,4 @@
-"""``folder:PATH``: your own images in an ImageFolder layout (unlearnlib.image_folder)."""
+"""``folder:PATH``: your own images in an ImageFolder layout (unlearnlib.data.folder)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from unlearnlib.data import Data, load_dataset
-from unlearnlib.image_folder import save_image_folder
+from unlearnlib.data.folder import save_image_folder
 
 
 def write_folder(root, classes=("cat", "dog", "emu"), per_class=10, size=(8, 8), mode="L", seed=0):

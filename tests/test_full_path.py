@@ -30,28 +30,25 @@ import torchvision
 from torch import nn
 
 from unlearnlib.attacks import Attack, make_trigger
+from unlearnlib.core.registry import ATTACKS, DEFENSES
 from unlearnlib.data import load_dataset
 from unlearnlib.defenses import get_defense
-from unlearnlib.metrics import evaluate
+from unlearnlib.defenses.agme_bdk import AgmeBDK
+from unlearnlib.ml.metrics import evaluate
+from unlearnlib.ml.train import train
 from unlearnlib.models import build_model
-from unlearnlib.registry import ATTACKS, DEFENSES
-from unlearnlib.train import train
 
-FAST = {  # few steps of every defense (their defaults are sized for mnist5k)
-    "none": {},
-    "agme-bdk": {},
-    "agme": {"recover": "nc", "nc_steps": 5},
-    "agme-repair": {"recover": "nc", "nc_steps": 5},
-    "baerase": {"gen_steps": 4, "search_steps": 2, "hidden": 32, "gen_batch_size": 32, "epochs": 2},
-    "finetune": {"epochs": 1},
-    "fine-pruning": {"epochs": 1},
-    "nc-unlearn": {"nc_steps": 5, "epochs": 1},
-}
-REPAIRED = tuple(f"{d}+repair" for d in ("baerase", "nc-unlearn", "agme", "agme-bdk"))
-FAST.update({d: FAST[d.removesuffix("+repair")] for d in REPAIRED})  # the inner defense's few steps
 UNSEEN = 40
-EDITS = ("agme-bdk", "agme", "agme-repair")
-FINETUNES = ("finetune", "fine-pruning", "nc-unlearn")
+# the closed-form edits (BatchNorm untouched) and the compositions, read off the registry
+EDITS = tuple(n for n in DEFENSES.names() if issubclass(DEFENSES.get(n), AgmeBDK))
+REPAIRED = tuple(n for n in DEFENSES.names() if getattr(DEFENSES.get(n), "inner", None))
+
+
+def smoke_params(defense: str) -> dict:
+    """A few steps of the defense (its class's ``smoke_params``; a composition's inner defense's): every defense's
+    defaults are sized for mnist5k."""
+    cls = DEFENSES.get(defense)
+    return dict(DEFENSES.get(getattr(cls, "inner", None) or defense).smoke_params)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +97,7 @@ def _changed(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], keys: list[
 
 def check_defense(defense: str, model: nn.Module, data, trigger, target: int | None = None) -> dict:
     before = _snapshot(model)
-    d = get_defense(defense, device="cpu", seed=0, progress=False, **FAST[defense])
+    d = get_defense(defense, device="cpu", seed=0, progress=False, **smoke_params(defense))
     unseen = data.defender.take(UNSEEN, 0)
     out = d(model, unseen, trigger=trigger if d.needs_trigger else None, target=target, num_classes=10)
     after_input = _snapshot(model)
@@ -130,25 +127,26 @@ def check_defense(defense: str, model: nn.Module, data, trigger, target: int | N
     return metrics
 
 
+def given_target(defense: str) -> int | None:
+    """The target handed to a defense that recovers one: the generators' target search (one per class and kind)
+    costs minutes on this model on a loaded CPU, so here it is given; the search itself runs on the small model
+    below and in the smoke chapters 2-3 and 5."""
+    return 0 if DEFENSES.get(defense).recovers_trigger else None
+
+
 @pytest.mark.parametrize("attack", ATTACKS.names())
-@pytest.mark.parametrize("defense", sorted(set(FAST) - set(REPAIRED)))
+@pytest.mark.parametrize("defense", [d for d in DEFENSES.names() if d not in REPAIRED])
 def test_every_defense_on_preact_resnet18_3x32x32(cifar, attacked, attack, defense):
     trigger, model = attacked[attack]
     assert cifar.image_shape == (3, 32, 32)
-    # BAERASE's target search (a generator per class and kind) costs minutes on this model on a loaded CPU: here
-    # it is given the target; the search itself runs on the small model below and in the smoke chapters 2-3.
-    check_defense(defense, model, cifar, trigger, target=0 if defense == "baerase" else None)
+    check_defense(defense, model, cifar, trigger, target=given_target(defense))
 
 
 @pytest.mark.parametrize("defense", REPAIRED)
 def test_every_repair_variant_on_preact_resnet18_3x32x32(cifar, attacked, defense):
     """The +repair variants on one attack: their inner defenses run on every attack above."""
     trigger, model = attacked["badnets"]
-    check_defense(defense, model, cifar, trigger, target=0 if defense.startswith("baerase") else None)
-
-
-def test_fast_settings_cover_every_registered_defense():
-    assert set(FAST) == set(DEFENSES.names())
+    check_defense(defense, model, cifar, trigger, target=given_target(defense))
 
 
 class OtherNames(nn.Module):
@@ -166,7 +164,7 @@ class OtherNames(nn.Module):
         return self.head(self.body(self.stem(x)))
 
 
-@pytest.mark.parametrize("defense", sorted(set(FAST) - {"none"}))
+@pytest.mark.parametrize("defense", [d for d in DEFENSES.names() if d != "none"])
 def test_every_defense_on_a_batchnorm_model_with_other_layer_names(cifar, defense):
     trigger = make_trigger("badnets", cifar.image_shape)
     torch.manual_seed(0)

@@ -1,9 +1,9 @@
-"""The channels-last context (unlearnlib.device.channels_last) and its benchmark (bench --layout)."""
+"""The channels-last context (unlearnlib.core.device.channels_last) and its benchmark (bench --layout)."""
 
 import pytest
 import torch
 
-from unlearnlib.device import channels_last
+from unlearnlib.core.device import channels_last
 from unlearnlib.models import build_model
 
 
@@ -34,7 +34,7 @@ def test_channels_last_leaves_models_without_4d_weights_or_already_nhwc_alone():
 
 def test_training_returns_a_default_layout_model():
     from unlearnlib.data import Data
-    from unlearnlib.train import train
+    from unlearnlib.ml.train import train
 
     g = torch.Generator().manual_seed(0)
     data = Data(torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
@@ -43,7 +43,8 @@ def test_training_returns_a_default_layout_model():
 
 
 def test_layout_bench_rows_and_errors(tmp_path):
-    from unlearnlib.layout import run_layout, to_markdown
+    from unlearnlib.display.markdown import layout_markdown as to_markdown
+    from unlearnlib.evaluation.channels_last import run_layout
 
     df = run_layout(["cnn"], train_batch=4, probe_batch=4, repeats=1, device="cpu")
     assert list(df["op"]) == ["train step", "grad to input", "forward"]
@@ -62,10 +63,11 @@ def test_a_strided_1x1_convolution_stays_nchw_on_the_cpu_and_its_backward_runs()
     import subprocess
     import sys
 
-    from unlearnlib.device import nhwc_unsafe
+    from unlearnlib.core.device import nhwc_unsafe
 
     assert nhwc_unsafe(build_model("preact-resnet18-w8", 3, 10, 32)) and not nhwc_unsafe(build_model("cnn", 1, 10, 28))
-    code = ("import torch\nfrom unlearnlib.device import channels_last\nfrom unlearnlib.models import build_model\n"
+    code = ("import torch\nfrom unlearnlib.core.device import channels_last\n"
+            "from unlearnlib.models import build_model\n"
             "m = build_model('preact-resnet18-w8', 3, 10, 32).eval()\n"
             "for n in (3, 5):\n    with channels_last(m):\n        m(torch.rand(n, 3, 32, 32)).sum().backward()\n"
             "print('ok')")

@@ -2,9 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnlib.attacks import BadNets
+from unlearnlib.attacks.badnets import BadNets
 from unlearnlib.data import Data
-from unlearnlib.metrics import asr_by_position, der, evaluate, per_class_accuracy
+from unlearnlib.ml.metrics import asr_by_position, der, evaluate, per_class_accuracy
 
 
 class Lookup(nn.Module):

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
+from unlearnlib.core.device import resolve_device
 from unlearnlib.data import load_dataset
-from unlearnlib.device import resolve_device
+from unlearnlib.ml.train import DivergenceError, descend, random_crop_flip, train
 from unlearnlib.models import build_model, get_layer, max_pool2
-from unlearnlib.train import DivergenceError, descend, random_crop_flip, train
 
 
 @pytest.mark.parametrize("name, shape", [("cnn", (1, 28, 28)), ("preact-resnet18", (3, 32, 32)),

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from unlearnlib.attacks import Trigger
-from unlearnlib.experiment import make_scenario
-from unlearnlib.recover.anomaly import anomaly_index
-from unlearnlib.recover.neural_cleanse import flag_target, neural_cleanse
+from unlearnlib.experiment.scenario import make_scenario
+from unlearnlib.ml.triggers import Trigger
+from unlearnlib.recovery.anomaly import anomaly_index
+from unlearnlib.recovery.neural_cleanse import flag_target, neural_cleanse
 
 
 def test_anomaly_index_and_flag():

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
+from unlearnlib.core.device import cpu_threads
+from unlearnlib.core.memo import RecoveryMemo, fingerprint, sharing
 from unlearnlib.data import Data
-from unlearnlib.device import cpu_threads
-from unlearnlib.recover.anomaly import anomaly_index
-from unlearnlib.recover.mesa import Job, TriggerGenerator, position_heatmaps, train_generators
-from unlearnlib.recover.shared import RecoveryMemo, fingerprint, sharing
-from unlearnlib.recover.stacked import Stack
-from unlearnlib.recover.target_search import proxy_rate, proxy_rates, recover, search_target
+from unlearnlib.recovery.anomaly import anomaly_index
+from unlearnlib.recovery.mesa import Job, TriggerGenerator, position_heatmaps, train_generators
+from unlearnlib.recovery.stacked import Stack
+from unlearnlib.recovery.target_search import proxy_rate, proxy_rates, recover, search_target
 
 # Tolerances: the batched and the lone job run the same arithmetic in another order (batched matrix products), so
 # losses agree to float32 rounding. The generators' Linear biases in front of BatchNorm have a zero true gradient:

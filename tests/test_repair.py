@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from unlearnlib.defenses.repair import repair_edit
-from unlearnlib.edit import edit_layers
-from unlearnlib.experiment import make_scenario
+from unlearnlib.defenses.agme_repair import repair_edit
+from unlearnlib.experiment.scenario import make_scenario
+from unlearnlib.ml.edit import edit_layers
 
 
 def test_repair_restores_target_acc_and_keeps_asr_low():
@@ -19,7 +19,7 @@ def test_repair_restores_target_acc_and_keeps_asr_low():
     proto = unseen.of_class(sc.target).x.mean(0)
     mask = torch.maximum(sc.trigger.mask, (proto > 0.3).float() * 0.8)
     pattern = torch.maximum(sc.trigger.pattern, proto)
-    from unlearnlib.attacks import Trigger
+    from unlearnlib.ml.triggers import Trigger
 
     fake = Trigger(mask, pattern)
     edited = copy.deepcopy(sc.backdoored)
@@ -28,7 +28,7 @@ def test_repair_restores_target_acc_and_keeps_asr_low():
     m_edit, m_rep = sc.metrics(edited), sc.metrics(repaired)
     assert m_rep["target_acc"] >= m_edit["target_acc"]
     assert m_rep["target_acc"] >= sc.before["target_acc"] - 0.1
-    assert info["repair_seconds"] >= 0
+    assert info["repair_seconds"] > 0
 
 
 def test_repair_needs_target_samples_and_valid_weight():

@@ -8,14 +8,15 @@ import re
 import pytest
 import torch
 
-from unlearnlib.attacks import apply_trigger
+from unlearnlib.core.registry import DEFENSES
 from unlearnlib.defenses import get_defense
-from unlearnlib.defenses.repair_step import REPAIRABLE, compose_repair, needed_lift, output_layer, repair
-from unlearnlib.edit import edit_layers, shift_augment
-from unlearnlib.experiment import make_scenario, run_defense
-from unlearnlib.recover.target_search import KEEP_RATE
-from unlearnlib.registry import DEFENSES
-from unlearnlib.robustness import over_bound
+from unlearnlib.defenses.compose_repair import compose_repair, needed_lift, output_layer, repair, repairable
+from unlearnlib.evaluation.rule import over_bound
+from unlearnlib.experiment.runs import run_defense
+from unlearnlib.experiment.scenario import make_scenario
+from unlearnlib.ml.edit import edit_layers, shift_augment
+from unlearnlib.ml.triggers import apply_trigger
+from unlearnlib.recovery.target_search import KEEP_RATE
 
 _RECOVER = {"gen_steps": 10, "search_steps": 3, "hidden": 32, "gen_batch_size": 32}
 CHEAP = {  # a few steps of each inner defense: these tests check the composition, not the defenses' strength
@@ -32,7 +33,7 @@ def sc():
 
 
 def test_every_unlearning_defense_has_a_registered_repair_variant():
-    for name in REPAIRABLE:
+    for name in repairable():
         cls = DEFENSES.get(f"{name}+repair")
         assert cls.name == f"{name}+repair" and cls.inner == name
         assert cls.default_unseen == DEFENSES.get(name).default_unseen
@@ -66,7 +67,7 @@ def test_bad_repair_parameters_name_themselves():
         get_defense("agme+repair", nc_lam=-1)
 
 
-@pytest.mark.parametrize("name", REPAIRABLE)
+@pytest.mark.parametrize("name", repairable())
 def test_every_repair_variant_runs_and_reports_three_stages(sc, name):
     before = copy.deepcopy(sc.backdoored)
     run = run_defense(sc, f"{name}+repair", 60, progress=False, **CHEAP[name])
@@ -190,7 +191,7 @@ def test_the_repair_holds_every_trigger_it_is_given(sc):
 def test_baerase_hands_the_repair_its_other_firing_kinds(sc, monkeypatch):
     """``baerase+repair`` with ``repair_hold_kinds="firing"`` holds BAERASE's ``also_fires`` (the recovered kinds
     that reach the target besides the one it unlearned); the default holds the used trigger alone."""
-    import unlearnlib.defenses.repair_step as module
+    import unlearnlib.defenses.compose_repair as module
 
     seen = []
     real = module.repair
@@ -232,7 +233,7 @@ def test_repair_needs_target_samples_and_an_output_layer(sc):
 
 
 def test_bench_records_the_unlearned_stage(tmp_path):
-    from unlearnlib import bench
+    from unlearnlib.evaluation import grid as bench
 
     df = bench.run_grid("quick", ["badnets"], ["agme-bdk+repair", "agme-bdk"], [0], tmp_path, progress=False,
                         strict=True)
@@ -248,8 +249,8 @@ def test_bench_records_the_unlearned_stage(tmp_path):
 def test_a_composition_reuses_its_inner_defense_run_within_a_memo(sc, monkeypatch):
     """``nc-unlearn+repair`` starts with exactly the ``nc-unlearn`` run of the same cell: within one memo that run is
     computed once, its seconds credited to the composition, and each caller gets its own copy of the model."""
+    from unlearnlib.core.memo import RecoveryMemo
     from unlearnlib.defenses.nc_unlearn import NCUnlearn
-    from unlearnlib.recover.shared import RecoveryMemo
 
     calls: list[int] = []
     real = NCUnlearn.run
@@ -293,7 +294,7 @@ def test_every_shareable_defense_is_keyed_by_plain_settings():
 
 
 def test_a_memo_keeps_a_bounded_number_of_runs():
-    from unlearnlib.recover import shared
+    from unlearnlib.core import memo as shared
 
     memo = shared.RecoveryMemo()
     with shared.sharing(memo):

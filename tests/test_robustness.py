@@ -12,15 +12,21 @@ import pandas as pd
 import pytest
 import torch
 
-from unlearnlib import bench, experiment, robustness, zoo
 from unlearnlib.cli import main
+from unlearnlib.cli.bench import write_robustness
+from unlearnlib.core import cache as zoo
+from unlearnlib.core.registry import ATTACKS as ATTACK_REGISTRY
+from unlearnlib.core.registry import DEFENSES
 from unlearnlib.data import load_dataset
 from unlearnlib.defenses.fine_pruning import last_conv_layer
-from unlearnlib.edit import default_edit_layer, hidden_linears
+from unlearnlib.display import robustness_markdown
+from unlearnlib.evaluation import grid as bench
+from unlearnlib.evaluation import robustness, rule
+from unlearnlib.experiment import scenario as experiment
+from unlearnlib.experiment.profiles import QUICK, SMOKE, Profile
+from unlearnlib.experiment.runs import run_defense
+from unlearnlib.ml.edit import default_edit_layer, hidden_linears
 from unlearnlib.models import build_model, last_conv_name
-from unlearnlib.profiles import QUICK, SMOKE, Profile
-from unlearnlib.registry import ATTACKS as ATTACK_REGISTRY
-from unlearnlib.registry import DEFENSES
 
 matplotlib.use("Agg")
 NEW_ARCHS = ("lenet5", "mlp", "small-bn")
@@ -57,7 +63,7 @@ def test_sampler_is_deterministic_held_out_and_covers_every_listed_value():
         assert 0 <= c["target"] < 10
     assert {c["model"] for c in cells} == set(robustness.ARCHS)
     assert {c["poison_ratio"] for c in cells} == set(robustness.POISON_RATIOS)
-    assert {c["attack"] for c in cells} == set(robustness.ATTACKS) == set(ATTACK_REGISTRY.names())  # issue 11
+    assert {c["attack"] for c in cells} == set(robustness.ATTACKS) == set(ATTACK_REGISTRY.names())
     assert len({c["target"] for c in cells}) == 10
     bad = [c["attack_params"] for c in cells if c["attack"] == "badnets"]
     bl = [c["attack_params"] for c in cells if c["attack"] == "blended"]
@@ -105,7 +111,7 @@ def _rows(rows):
 
 
 def test_success_rule_on_hand_made_rows():
-    s = robustness.success
+    s = rule.success
     assert s(0.02, 0.015, 0.03)  # exactly at every bound
     f32 = [float(torch.tensor(v, dtype=torch.float32)) for v in (0.02, 0.99, 0.975, 0.96)]  # as evaluate() returns
     assert s(f32[0], f32[1] - f32[2], f32[1] - f32[3])  # exactly at every bound, from float32 rates (3 of 100 images)
@@ -116,7 +122,7 @@ def test_success_rule_on_hand_made_rows():
                 {"asr": 0.01, "acc": 0.96, "target_acc": 0.97},  # acc drop 2 points
                 {"asr": 0.5, "acc": 0.98, "target_acc": 0.97},  # asr
                 {"asr": None, "acc": None, "target_acc": None, "status": "failed"}])
-    j = robustness.judged(df)
+    j = rule.judged(df)
     assert list(j["success"]) == [True, False, False, False]
     assert j["badness"].iloc[2] == pytest.approx(25.0) and math.isinf(j["badness"].iloc[3])
     summ = robustness.summarise(df).iloc[0]
@@ -133,7 +139,7 @@ def test_planted_cells_and_success_per_architecture_and_attack():
                  "asr_before": 0.9},  # exactly at the bar: planted
                 {"cell": "d", "model": "cnn", "attack": "wanet", "asr": None, "acc": None, "target_acc": None,
                  "status": "failed", "asr_before": None}])
-    j = robustness.judged(df)
+    j = rule.judged(df)
     assert list(j["planted"]) == [True, False, True, False]
     summ = robustness.summarise(df).iloc[0]
     assert summ["planted"] == 2 and summ["success_rate_planted"] == 0.5 and summ["success_rate"] == 0.5
@@ -141,7 +147,7 @@ def test_planted_cells_and_success_per_architecture_and_attack():
     assert list(by_model.columns) == ["cnn (2)", "mlp (2)"] and by_model.loc["x"].tolist() == [0.5, 0.5]
     by_attack = robustness.success_by(df, "attack")
     assert by_attack.loc["x"].tolist() == [0.5, 0.5]
-    md = robustness.to_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None))
+    md = robustness_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None))
     assert "Planted (asr >= 90% before any defense): 2 of 4 cells; not planted: b (mlp, wanet, asr 30.0%)" in md
     assert "| defense | cnn (2) | mlp (2) |" in md and "| x | 50.0 | 50.0 |" in md
     with pytest.raises(ValueError, match="by must be a column"):
@@ -173,7 +179,7 @@ def test_every_defense_runs_on_each_new_architecture(arch):
                                   progress=False)
     state = {k: v.clone() for k, v in sc.backdoored.state_dict().items()}
     for defense in DEFENSES.names():
-        rec = experiment.run_defense(sc, defense, device="cpu", progress=False).record
+        rec = run_defense(sc, defense, device="cpu", progress=False).record
         assert all(math.isfinite(v) for v in rec["after"].values()), (defense, rec["after"])
         after = sc.backdoored.state_dict()
         assert all(torch.equal(state[k], after[k]) for k in state), f"{defense} modified the input model"
@@ -191,17 +197,18 @@ def test_grid_writes_outputs_and_resume_skips_finished_cells(tmp_path, monkeypat
     specs = [s for s in robustness.sample_cells(12) if s["model"] in ("cnn", "mlp")][:2]
     monkeypatch.setattr(robustness, "sample_cells", lambda cells, grid_seed=0: specs[:cells])
     calls: list[str] = []
-    real = experiment.run_defense
+    real = bench.run_defense
 
     def counting(sc, defense="none", *a, **kw):
         calls.append(defense)
         return real(sc, defense, *a, **kw)
 
-    monkeypatch.setattr(experiment, "run_defense", counting)
+    monkeypatch.setattr(bench, "run_defense", counting)
     kw = {"profile": TINY, "defenses": ["agme-bdk", "finetune"], "progress": False}
     df = robustness.run_robustness(2, tmp_path, **kw)
     assert len(calls) == 6 and set(df["status"]) == {"ok"} and len(df) == 6
     assert set(df["cell"]) == {s["cell"] for s in specs} and set(df["model"]) == {s["model"] for s in specs}
+    assert write_robustness(df, tmp_path) == ("robustness.csv", "robustness.md", "robustness.png")
     for name in ("robustness.csv", "robustness.md", "robustness.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     md = (tmp_path / "robustness.md").read_text()
@@ -261,25 +268,25 @@ def test_repair_stages_count_what_the_repair_gave_back_and_what_it_raised():
     assert x["raised"] == 2  # a (+2 points) and b (+1.5); c went down
     assert x["pushed_over"] == 1  # a: 1% -> 3%
     assert x["largest_rise"] == pytest.approx(0.02) and x["largest_rise_cell"] == "a"
-    md = robustness.to_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None,
+    md = robustness_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None,
                                           model="cnn", attack="badnets"))
     assert "| agme+repair | 3 | 4.0 -> 1.0 | 1 -> 2 | 5.0 -> 4.0 | 2 | 1 | 2.0 (a) |" in md
     plain = df[df["defense"] == "agme"]
     assert robustness.repair_stages(plain).empty and robustness.repair_stages(plain.drop(
         columns=["target_acc_unlearned"])).empty
-    assert "The repair step" not in robustness.to_markdown(plain.assign(
+    assert "The repair step" not in robustness_markdown(plain.assign(
         target=0, poison_ratio=0.1, attack_params="{}", error=None, model="cnn", attack="badnets"))
 
 
 def test_a_shared_memo_lets_a_second_grid_call_reuse_the_recoveries(tmp_path, monkeypatch):
     """Chapter 8 runs the ``+repair`` compositions after the defaults: with one memo the blind edit's recovery is
     computed once per cell, not once per call."""
-    from unlearnlib.recover.shared import RecoveryMemo
+    from unlearnlib.core.memo import RecoveryMemo
 
     spec = next(s for s in robustness.sample_cells(12) if s["model"] == "cnn")
     monkeypatch.setattr(robustness, "sample_cells", lambda cells, grid_seed=0: [spec])
     memo = RecoveryMemo()
-    kw = {"profile": TINY, "progress": False, "quiet": True, "write": False, "shared": memo}
+    kw = {"profile": TINY, "progress": False, "quiet": True, "shared": memo}
     robustness.run_robustness(1, tmp_path, defenses=["agme"], **kw)
     assert len(memo.results) == 2 and memo.credited == 0.0  # the recovery, and the agme run
     second = robustness.run_robustness(1, tmp_path, defenses=["agme+repair"], **kw)
@@ -291,5 +298,5 @@ def test_a_shared_memo_lets_a_second_grid_call_reuse_the_recoveries(tmp_path, mo
     assert plain["info"]["run_reused"] is False and composed["info"]["run_reused"] is True  # the whole inner run
     assert composed["unlearned"] == plain["after"]  # the repair started from exactly the agme run
     assert composed["defense_seconds"] >= plain["defense_seconds"]  # credited: what it costs on its own
-    with pytest.raises(ValueError, match="shared must be None or an unlearnlib.recover.shared.RecoveryMemo"):
+    with pytest.raises(ValueError, match="shared must be None or an unlearnlib.RecoveryMemo"):
         robustness.run_robustness(1, tmp_path, profile=TINY, defenses=["agme"], progress=False, shared={})

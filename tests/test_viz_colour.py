@@ -11,8 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from unlearnlib.attacks import make_trigger  # noqa: E402
-from unlearnlib.plots_recovery import plot_trigger_gallery  # noqa: E402
-from unlearnlib.viz import imshow, trigger_gallery  # noqa: E402
+from unlearnlib.display.images import imshow, trigger_gallery  # noqa: E402
+from unlearnlib.display.recovery import plot_trigger_gallery  # noqa: E402
 
 
 def test_colour_image_is_channels_last_without_colormap():
@@ -51,7 +51,7 @@ def test_trigger_figures_draw_colour_triggers_in_colour():
 def test_glue_percents_glues_each_metric_in_percent(monkeypatch):
     import myst_nb
 
-    from unlearnlib import viz
+    from unlearnlib.display import images as viz
 
     got = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: got.update({name: (value, display)}))

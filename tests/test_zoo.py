@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnlib import zoo
+from unlearnlib.core import cache as zoo
 
 
 @pytest.fixture(autouse=True)
@@ -42,14 +42,18 @@ def test_key_depends_on_config_and_version(monkeypatch):
 def test_key_depends_on_the_training_source(tmp_path, monkeypatch):
     """An edited model or training file gives a new key (a stale model is never reused)."""
     pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    for m in zoo.MODEL_SOURCES:
-        (pkg / f"{m}.py").write_text(f"# {m}\n")
+    for f in ("data/splits.py", "models/cnn.py", "attacks/badnets.py", "ml/train.py", "core/device.py",
+              "display/style.py"):
+        (pkg / f).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / f).write_text(f"# {f}\n")
     monkeypatch.setattr(zoo, "PACKAGE", pkg)
     zoo.source_fingerprint.cache_clear()
     try:
         k = zoo.cache_key({"a": 1})
-        (pkg / "train.py").write_text("# train, edited\n")
+        (pkg / "display/style.py").write_text("# a plot's colour, edited\n")  # not what a model is trained by
+        zoo.source_fingerprint.cache_clear()
+        assert zoo.cache_key({"a": 1}) == k
+        (pkg / "ml/train.py").write_text("# the training loop, edited\n")
         zoo.source_fingerprint.cache_clear()
         assert zoo.cache_key({"a": 1}) != k
         assert zoo.source_fingerprint() == zoo.source_fingerprint(None)  # every .py file

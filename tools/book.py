@@ -43,7 +43,7 @@ CELL_TIMEOUT_S = 900  # a cell that runs this long fails the build (the slowest 
 # ``parameters`` cell). [ours] smoke runs the code, it does not measure: chapter 8's grid on its first cell only
 # (every cell of the grid runs the same code; the grid's architectures are unit-tested on their own); chapter 1's
 # asr map at every 8th position, not every 2nd (on 32x32 images and PreAct-ResNet18 the 2-pixel map took 12.7 s of
-# the cell, the 8-pixel one 1.4 s: the recoveries' heatmaps have the same setting, ``unlearnlib.profiles``);
+# the cell, the 8-pixel one 1.4 s: the recoveries' heatmaps have the same setting, ``SMOKE_RECOVER``);
 # chapter 7's cost table with PreAct-ResNet18 at 1/8 width, not full width (the same code, 5 s instead of 11 s).
 PROFILE_PARAMETERS: dict[str, dict[str, dict[str, Any]]] = {"smoke": {
     "01_backdoor_attacks": {"position_stride": 8},

@@ -1,15 +1,69 @@
 """unlearnlib: backdoor attacks on image classifiers and the unlearning defenses that remove them.
 
-The package behind the executable book. Public entry points:
+The package behind the executable book. Everything a user needs is importable from here::
 
-- :mod:`unlearnlib.data`      datasets and the attacker / test / defender split
-- :mod:`unlearnlib.models`    the model registry (small CNN, PreAct-ResNet18)
-- :mod:`unlearnlib.attacks`   triggers (BadNets, Blended, TrojanNN, IMC, WaNet) and poisoning
-- :mod:`unlearnlib.train`     the one training loop
-- :mod:`unlearnlib.edit`      the one closed-form layer edit (AGME's; the repair step solves with it too)
-- :mod:`unlearnlib.metrics`   acc, asr, target_acc, ra, asr_floor, der
-- :mod:`unlearnlib.zoo`       the on-disk cache of trained models
-- :mod:`unlearnlib.experiment` scenarios (clean + attacked model) and defense runs
+    from unlearnlib import make_scenario, run_defense
+
+    sc = make_scenario("quick", "badnets", seed=0)   # clean + backdoored model (cached on disk)
+    run = run_defense(sc, "agme-bdk", unseen=10)     # any registered defense
+    print(run.record["before"]["asr"], run.record["after"]["asr"])
+
+Figures and tables are :mod:`unlearnlib.display`. The package is layered; each layer imports only those below it:
+``core`` (registries, checks, device, cache, memo, weight files) < ``data`` and ``models`` < ``ml`` (triggers,
+training, metrics, the edit) < ``attacks`` < ``recovery`` < ``defenses`` < ``experiment`` (profiles, scenarios,
+runs) < ``evaluation`` (the success rule, the grids, benchmarks) < ``display`` < ``cli``.
 """
 
-__version__ = "0.1.0"
+from .attacks import PLANTED_ASR, Attack, make_trigger
+from .core.cache import cache_dir
+from .core.memo import RecoveryMemo
+from .core.registry import ATTACKS, DATASETS, DEFENSES, MODELS
+from .core.version import __version__
+from .core.weights import load_weights, save_weights
+from .data import Data, DatasetUnavailable, Split, load_dataset, save_image_folder
+from .defenses import Defense, DefenseResult, get_defense, repairable
+from .defenses.agme_repair import repair_edit
+from .defenses.baerase import BAErase, sweep, unlearn
+from .evaluation import rule
+from .evaluation.comparison import speedups
+from .evaluation.comparison import summarise as summarise_grid
+from .evaluation.grid import grid_record, load_cells, run_grid
+from .evaluation.reference import published_table
+from .evaluation.robustness import DEFAULT_CELLS, run_robustness, sample_cells
+from .evaluation.robustness import summarise as summarise_robustness
+from .evaluation.scaling import machine, run_scaling
+from .experiment import (
+    Profile,
+    Scenario,
+    apply_defense,
+    defend_checkpoint,
+    export_scenario,
+    get_profile,
+    make_scenario,
+    play,
+    run_defense,
+    sample_efficiency,
+    spec_scenario,
+    strength_curve,
+)
+from .experiment.params import param_pairs
+from .ml.edit import edit_layers
+from .ml.metrics import asr_by_position, attack_rate, der, evaluate, logits, per_class_accuracy, predict
+from .ml.train import DivergenceError, train
+from .ml.triggers import Trigger, apply_trigger, load_trigger, save_trigger
+from .models import build_model, get_layer
+from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recover, search_target, train_generator
+
+__all__ = [
+    "Attack", "ATTACKS", "BAErase", "Data", "DATASETS", "DatasetUnavailable", "DEFAULT_CELLS", "Defense",
+    "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "PLANTED_ASR", "Profile",
+    "RecoveryMemo", "Scenario", "Split", "Trigger", "__version__", "apply_defense", "apply_trigger",
+    "asr_by_position", "attack_rate", "build_model", "cache_dir", "defend_checkpoint", "der", "edit_layers",
+    "evaluate", "export_scenario", "get_defense", "get_layer", "get_profile", "grid_record", "load_cells",
+    "load_dataset", "load_trigger", "load_weights", "logits", "machine", "make_scenario", "make_trigger",
+    "neural_cleanse", "param_pairs", "per_class_accuracy", "play", "predict", "proxy_rate", "published_table",
+    "recover", "repair_edit", "repairable", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling",
+    "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger", "save_weights", "search_target",
+    "spec_scenario", "speedups", "strength_curve", "summarise_grid", "summarise_robustness", "sweep", "train",
+    "train_generator", "unlearn"
+]

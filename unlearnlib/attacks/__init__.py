@@ -1,6 +1,6 @@
-"""Attacks: triggers and poisoning, one file per attack (like :mod:`unlearnlib.defenses`).
+"""Layer 3, attacks: poisoning (:mod:`.base`) and one file per attack, each registering itself in
+:data:`~unlearnlib.core.registry.ATTACKS` (like :mod:`unlearnlib.defenses`). Imports the layers below it only.
 
-- :mod:`.base`      the trigger base, ``as_trigger`` / ``apply_trigger``, ``make_trigger``, :class:`Attack`
 - :mod:`.badnets`   BadNets (Gu et al. 2017): a patch, fixed or random colour and position
 - :mod:`.blended`   Blended (Chen et al. 2017): a blended full-image pattern
 - :mod:`.trojannn`  TrojanNN (Liu et al. 2018): a patch optimised to fire chosen neurons of a clean model
@@ -8,13 +8,10 @@
 - :mod:`.wanet`     WaNet (Nguyen & Tran 2021): an invisible warp, with noise mode
 """
 
-from .badnets import BadNets
-from .base import Attack, BaseTrigger, Trigger, TriggerArg, TriggerLike, apply_trigger, as_trigger, make_trigger
-from .blended import Blended
-from .imc import IMC
+from ..core.registry import import_members
+from .base import PLANTED_ASR, Attack, make_trigger
 from .patch import LearnedPatch, patch_mask
-from .trojannn import TrojanNN
-from .wanet import WaNet
 
-__all__ = ["Attack", "BaseTrigger", "Trigger", "TriggerArg", "TriggerLike", "apply_trigger", "as_trigger",
-           "make_trigger", "BadNets", "Blended", "TrojanNN", "IMC", "WaNet", "LearnedPatch", "patch_mask"]
+import_members(__name__, __path__, skip=("base", "patch"))
+
+__all__ = ["PLANTED_ASR", "Attack", "LearnedPatch", "make_trigger", "patch_mask"]

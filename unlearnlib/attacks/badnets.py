@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_images, check_positive_int
-from ..registry import ATTACKS
-from .base import Trigger
+from ..core.checks import check_images, check_positive_int
+from ..core.registry import ATTACKS
+from ..ml.triggers import Trigger
 
 
 @ATTACKS.register("badnets")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import check_fraction
-from ..registry import ATTACKS
-from .base import Trigger
+from ..core.checks import check_fraction
+from ..core.registry import ATTACKS
+from ..ml.triggers import Trigger
 
 STRIPE_PERIOD = 6  # pixels per cycle of the "stripes" pattern
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_positive_int, check_positive_number
+from ..core.checks import check_positive_int, check_positive_number
+from ..core.registry import ATTACKS
 from ..data import Data
-from ..registry import ATTACKS
 from .patch import LearnedPatch
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import check_positive_int
+from ..core.checks import check_positive_int
+from ..core.device import channels_last
 from ..data import Data
-from ..device import channels_last
-from .base import Trigger
+from ..ml.triggers import Trigger
 
 
 def patch_mask(image_shape: tuple[int, int, int], size: int, shape: str = "square",

@@ -21,17 +21,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import check_positive_int, check_positive_number
+from ..core.checks import check_positive_int, check_positive_number
+from ..core.registry import ATTACKS
 from ..data import Data
-from ..registry import ATTACKS
+from ..ml.edit import default_edit_layer
+from ..models import get_layer
 from .patch import LearnedPatch
 
 
 def neuron_layer(model: nn.Module) -> tuple[nn.Module, bool]:
     """The layer whose units TrojanNN drives, and whether its *output* (True) or its input (False) is used."""
-    from ..edit import default_edit_layer  # lazy: unlearnlib.edit imports this package
-    from ..models import get_layer
-
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError(f"model: TrojanNN needs a Linear classifier; {type(model).__name__} has none")

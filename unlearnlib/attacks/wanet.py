@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_fraction, check_images, check_positive_int, check_positive_number
-from ..registry import ATTACKS
-from .base import BaseTrigger
+from ..core.checks import check_fraction, check_images, check_positive_int, check_positive_number
+from ..core.registry import ATTACKS
+from ..ml.triggers import BaseTrigger
 
 
 @ATTACKS.register("wanet")

@@ -1,6 +1,6 @@
 """BAERASE (Liu et al. 2022): recover the trigger distribution with a max-entropy generator, then unlearn it.
 
-Stage 1, recovery (:mod:`unlearnlib.recover.mesa`, :mod:`unlearnlib.recover.target_search`): find the target
+Stage 1, recovery (:mod:`unlearnlib.recovery.mesa`, :mod:`unlearnlib.recovery.target_search`): find the target
 ``t`` (unless given) and train a generator ``G`` whose samples fire the backdoor. Stage 2, unlearning *[code]*:
 
     L(θ) = α · CE(f_θ(x), y) − min( CE(f_θ(Π(x, G(z))), t), τ ) + λ · ‖θ − θ0‖₁          (BAERASE loss)
@@ -39,7 +39,7 @@ on the defender's clean images, with fresh ``G(z)`` for every image. What is our
 - mnist5k budgets and scales: α = 10 (paper 100) with lr 1e-3 (paper 1e-4) -- with 140 images per epoch the
   paper's pair makes ~50 ascent steps of size 1e-4 that leave the backdoor in place; generator width 256 (paper
   2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images); the target search's
-  per-class generators 20 steps at lr 3e-3 (:mod:`unlearnlib.recover.target_search`);
+  per-class generators 20 steps at lr 3e-3 (:mod:`unlearnlib.recovery.target_search`);
 - CPU threads: every core by default (``threads=None``). Measured on the 2-core CPU of this book, quiet: the
   whole defense (batched recovery + unlearning) took 11.7 s on 2 threads and 18.9 s on 1 (BadNets, seed 0).
 """
@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..checks import (
+from ..core.checks import (
     check_class,
     check_fraction,
     check_images,
@@ -67,21 +67,22 @@ from ..checks import (
     check_positive_number,
     check_same_device,
 )
+from ..core.device import autocast, channels_last, cpu_threads, progress_enabled
+from ..core.registry import DEFENSES
 from ..data import Data
-from ..device import autocast, channels_last, cpu_threads, progress_enabled
-from ..recover.mesa import GeneratedTrigger, TriggerEnsemble
-from ..recover.target_search import (
+from ..ml.train import DivergenceError, descend
+from ..recovery.mesa import GeneratedTrigger, TriggerEnsemble
+from ..recovery.target_search import (
     KINDS,
     PATCH_SIZES,
     SEARCH_LR,
     SEARCH_STEPS,
+    SMOKE_RECOVER,
     Recovery,
     check_keep,
     check_patch_sizes,
     recover,
 )
-from ..registry import DEFENSES
-from ..train import DivergenceError, descend
 from .base import Defense, DefenseResult
 
 __all__ = ["BAErase", "DivergenceError", "Recovery", "recover", "unlearn"]
@@ -197,7 +198,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
             return float(F.kl_div(out, ref_held, log_target=True, reduction="batchmean")) <= kl_stop
 
     bar = tqdm(range(epochs), desc="baerase unlearn", disable=not progress_enabled(progress), leave=False)
-    with channels_last(model):  # NHWC convolutions for the backward passes (unlearnlib.device.channels_last)
+    with channels_last(model):  # NHWC convolutions for the backward passes (unlearnlib.core.device.channels_last)
         for epoch in bar:
             if done(live):
                 break
@@ -243,14 +244,14 @@ class BAErase(Defense):
     ``"sgd"`` with ``momentum`` 0.9), ``epochs`` ≤ 10 (ours: 20),
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
     ``gen_batch_size`` 128; ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target search tries in turn
-    (:mod:`unlearnlib.recover.target_search`; the paper's code is given the target and a 3x3 patch). ``kinds``
+    (:mod:`unlearnlib.recovery.target_search`; the paper's code is given the target and a 3x3 patch). ``kinds``
     lists trigger kinds to try (``"patch"``, ``"blend"``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
-    ``keep_kinds`` is :func:`~unlearnlib.recover.target_search.recover`'s ``keep``: ``"best"`` unlearns the kind
+    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"best"`` unlearns the kind
     whose triggers reach the target most often; ``"all"`` every kind that reaches it on a quarter of the held-out
-    images, as the blind edit does (:class:`~unlearnlib.defenses.editing.Agme`). Tried for BAERASE and not adopted:
+    images, as the blind edit does (:class:`~unlearnlib.defenses.agme.Agme`). Tried for BAERASE and not adopted:
     on grid seed 0 (60 cells, the same recoveries) ``baerase+repair`` succeeded on 19 -> 21 cells, but on the held-out
     grid seed 1 on 20 -> 18, with the target class within 3 points of its accuracy on 56 -> 48 cells (``baerase``
     alone: 7 -> 6 and 10 -> 9 cells, target drop <= 3 in 29 -> 23 and 25 -> 21). Our reading: where the blend is
@@ -258,6 +259,9 @@ class BAErase(Defense):
     """
 
     name = "baerase"
+    repairable = True
+    colour = "orange"
+    smoke_params = {**SMOKE_RECOVER, "epochs": 3}
     recovers_trigger = True
     default_unseen = 175
     min_classes = 2
@@ -337,7 +341,7 @@ class BAErase(Defense):
         return DefenseResult(model, info, rec.trigger, int(rec.target), also_fires=rec.also_fires)
 
 
-# The ablation's headers for the :func:`unlearn` arguments it varies (a unit on each number: unlearnlib.style).
+# The ablation's headers for the :func:`unlearn` arguments it varies (a unit on each number: unlearnlib.display.style).
 SWEEP_HEADERS = {"alpha": "anchor weight α (×)", "ascent_bound": "bound τ (nats)", "epochs": "epochs (count)"}
 
 

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..attacks import TriggerArg, as_trigger
-from ..checks import check_class, check_classifier, check_eval_mode
+from ..core.checks import check_class, check_classifier, check_eval_mode
+from ..core.device import resolve_device
+from ..core.memo import shared_result
+from ..core.registry import DEFENSES
 from ..data import Data
-from ..device import resolve_device
-from ..recover.shared import shared_result
-from ..registry import DEFENSES
+from ..ml.triggers import TriggerArg, as_trigger
 
 
 @dataclass
@@ -48,6 +48,9 @@ class Defense:
     min_classes: ClassVar[int] = 1  # how many classes the defender set must cover
     recovers_trigger: ClassVar[bool] = False  # True: searches a trigger and target (DefenseResult.trigger/.target)
     shareable: ClassVar[bool] = True  # a blind run may be reused within a memo (__call__); compositions say False
+    repairable: ClassVar[bool] = False  # an unlearning defense the repair step can follow: ``<name>+repair`` exists
+    colour: ClassVar[str | None] = None  # its colour in every plot, a name of unlearnlib.display.style.PALETTE
+    smoke_params: ClassVar[dict[str, Any]] = {}  # a few steps of it: the smoke profile's and the CPU path tests'
 
     def __init__(self, device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         self.device = resolve_device(device)
@@ -95,7 +98,7 @@ def settings(defense: Defense) -> tuple[tuple[str, Any], ...]:
 
 def fresh_result(result: DefenseResult, reused: bool) -> DefenseResult:
     """A copy of ``result`` the caller may change: the models deep-copied, ``info`` and ``also_fires`` new;
-    ``info["run_reused"]`` says whether it is an earlier run's (:func:`~unlearnlib.recover.shared.shared_result`)."""
+    ``info["run_reused"]`` says whether it is an earlier run's (:func:`~unlearnlib.core.memo.shared_result`)."""
     return replace(result, model=copy.deepcopy(result.model), info={**result.info, "run_reused": reused},
                    unlearned=copy.deepcopy(result.unlearned), also_fires=list(result.also_fires))
 
@@ -112,6 +115,7 @@ class NoDefense(Defense):
 
     name = "none"
     default_unseen = 0
+    colour = "black"
 
     def run(self, model, defender, *, trigger, target, num_classes):  # noqa: D102
         return DefenseResult(model, {})

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ..checks import check_fraction
+from ..core.checks import check_fraction
+from ..core.registry import DEFENSES
 from ..data import Data
-from ..metrics import logits, predict
+from ..ml.metrics import logits, predict
 from ..models import get_layer, last_conv_name
-from ..registry import DEFENSES
 from .base import DefenseResult
 from .finetune import FineTuningDefense
 
@@ -97,6 +97,8 @@ class FinePruning(FineTuningDefense):
     """Prune the last conv layer's least-active channels on clean data, then fine-tune on the defender samples."""
 
     name = "fine-pruning"
+    colour = "vermillion"
+    smoke_params = {"epochs": 2}
     default_unseen = 175  # 5% of the 3,500 attacker-train samples: the BAERASE budget
 
     def __init__(self, tolerance: float = 0.01, ratio: float | None = None, max_ratio: float = 0.9,

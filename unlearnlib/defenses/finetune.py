@@ -1,7 +1,7 @@
 """Fine-tuning baseline: train the attacked model a little more on the defender's clean samples.
 
 The update is plain cross-entropy on the ``unseen`` defender samples, through the one training loop
-(:func:`unlearnlib.train.train`). It uses no trigger and no target: whatever of the backdoor survives is what
+(:func:`unlearnlib.ml.train.train`). It uses no trigger and no target: whatever of the backdoor survives is what
 clean fine-tuning alone cannot forget (catastrophic forgetting of the trigger is not guaranteed, since the
 clean samples never activate it). *[ours]* Defaults sized for the quick profile (mnist5k, small CNN).
 """
@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_number, check_positive_int, check_positive_number
+from ..core.checks import check_number, check_positive_int, check_positive_number
+from ..core.registry import DEFENSES
 from ..data import Data
-from ..registry import DEFENSES
-from ..train import AUGMENTATIONS, train
+from ..ml.train import AUGMENTATIONS, train
 from .base import Defense, DefenseResult
 
 
@@ -60,6 +60,8 @@ class FineTune(FineTuningDefense):
     """Fine-tune every layer on the clean defender samples (cross-entropy, true labels)."""
 
     name = "finetune"
+    colour = "grey"
+    smoke_params = {"epochs": 2}
     default_unseen = 175  # 5% of the 3,500 attacker-train samples: the BAERASE budget
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,

@@ -1,6 +1,6 @@
 """Neural Cleanse unlearning baseline (Wang et al., S&P 2019, section VI-C).
 
-1. Recover a trigger with Neural Cleanse (:func:`unlearnlib.recover.neural_cleanse.neural_cleanse`): one mask
+1. Recover a trigger with Neural Cleanse (:func:`unlearnlib.recovery.neural_cleanse.neural_cleanse`): one mask
    and pattern per class; the flagged class is the target. A caller that knows the target skips the search
    (Neural Cleanse on that class only).
 2. Fine-tune on the defender samples plus copies of a ``fraction`` of them stamped with the recovered trigger
@@ -9,7 +9,7 @@
        min_theta  sum_{(x, y) in D} CE(f(x), y)  +  sum_{(x, y) in S} CE(f(T_t(x)), y),   S = fraction of D
 
 *[ours]* The stamped copies are added to (not substituted for) the clean samples; the fine-tuning is the one
-training loop :func:`unlearnlib.train.train`. By default the unlearning runs even when the anomaly index does
+training loop :func:`unlearnlib.ml.train.train`. By default the unlearning runs even when the anomaly index does
 not flag a class (the smallest-norm class is used); ``require_detection=True`` returns the model unchanged then.
 """
 
@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checks import check_fraction, check_number, check_positive_int, check_positive_number
+from ..core.checks import check_fraction, check_number, check_positive_int, check_positive_number
+from ..core.registry import DEFENSES
 from ..data import Data
-from ..registry import DEFENSES
+from ..recovery.neural_cleanse import neural_cleanse
 from .base import DefenseResult
 from .finetune import FineTuningDefense
 
@@ -33,6 +34,9 @@ class NCUnlearn(FineTuningDefense):
     """Recover the trigger with Neural Cleanse, then fine-tune with recovered-trigger images at their true labels."""
 
     name = "nc-unlearn"
+    repairable = True
+    colour = "purple"
+    smoke_params = {"nc_steps": 20, "epochs": 2}
     recovers_trigger = True
     default_unseen = 175  # 5% of the 3,500 attacker-train samples: the BAERASE budget
     min_classes = 2
@@ -53,8 +57,6 @@ class NCUnlearn(FineTuningDefense):
 
     def run(self, model: nn.Module, defender: Data, *, trigger: Any, target: int | None,
             num_classes: int) -> DefenseResult:
-        from ..recover.neural_cleanse import neural_cleanse  # lazy: the recovery module is optional here
-
         start = time.perf_counter()
         nc = neural_cleanse(model, defender, num_classes, steps=self.nc_steps, lr=self.nc_lr, lam=self.nc_lam,
                             classes=None if target is None else [target], device=self.device, seed=self.seed,

@@ -1,0 +1,152 @@
+"""``python -m unlearnlib bench``: the comparison grid (:mod:`unlearnlib.evaluation.grid`), the robustness grid
+(:mod:`unlearnlib.evaluation.robustness`), the scaling benchmark (:mod:`unlearnlib.evaluation.scaling`) and the
+channels-last benchmark (:mod:`unlearnlib.evaluation.channels_last`); the runners return tables, this command writes
+them (CSV, markdown) and their plots into ``--out``, each file atomically.
+
+``--unseen N`` hands every defense of a grid ``N`` defender samples instead of its own default: the one way to
+ask whether a defense's failures come from having too few samples (``bench --grid robustness --unseen 200``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core.cache import atomic_write_text
+from ..core.checks import check_positive_int
+from ..core.registry import ATTACKS
+from ..display.bench import save_plots, save_robustness_plot
+from ..display.markdown import grid_markdown, layout_markdown, robustness_markdown, scaling_markdown
+from ..evaluation.channels_last import run_layout
+from ..evaluation.comparison import summarise
+from ..evaluation.grid import GRIDS, run_grid
+from ..evaluation.robustness import DEFAULT_CELLS, run_robustness
+from ..evaluation.scaling import machine, run_scaling
+from ..experiment.params import parse_grid_params
+
+
+def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """The ``bench`` subparser of :mod:`unlearnlib.cli`."""
+    p = sub.add_parser("bench", help="the benchmark grid: attacks x defenses x seeds (resumable)")
+    add_common(p)
+    p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
+    p.add_argument("--defenses", nargs="+", default=None,
+                   help="default: every registered defense except 'none' and the '+repair' compositions")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (comparison grid only)")
+    p.add_argument("--grid", choices=GRIDS, default="comparison",
+                   help="comparison: attacks x defenses x seeds (the default); robustness: --cells held-out scenarios "
+                        "(random target, poison ratio, trigger, architecture, seeds 1000+) x every defense")
+    p.add_argument("--cells", type=int, default=None, help="with --grid robustness: how many cells (default 60)")
+    p.add_argument("--grid-seed", type=int, default=None, help="with --grid robustness: the sampler's seed (default 0)")
+    p.add_argument("--defense-param", action="append", default=None, metavar="DEFENSE:KEY=VALUE",
+                   help="a constructor parameter of one of the grid's defenses, repeatable (e.g. "
+                        "agme-bdk:layers=auto); typed from its signature (a dict as a JSON object), part of each "
+                        "cell's key")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (cells/, grid.csv, grid.md, *.png)")
+    p.add_argument("--known-target", action="store_true", help="give the defenses the attack's target")
+    p.add_argument("--strict", action="store_true", help="stop at the first failing defense (re-raise its error)")
+    p.add_argument("--scaling", action="store_true",
+                   help="instead of the grid: seconds, peak memory and edit solve per defense and model size "
+                        "(random weights; writes scaling.csv/.md to --out)")
+    p.add_argument("--layout", action="store_true",
+                   help="instead of the grid: milliseconds of a training step, a gradient to the input and a forward "
+                        "with the weights in NCHW and in channels-last layout (writes layout.csv/.md to --out)")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18); "
+                        "with --layout: default cnn, preact-resnet18-w8")
+    p.add_argument("--unseen", type=int, default=None,
+                   help="defender samples given to every defense (default: each defense's own); part of each cell's "
+                        "key. With --scaling: the samples to time with")
+
+
+def write_grid(df: pd.DataFrame, out: Path) -> tuple[str, ...]:
+    """``grid.csv``, ``grid.md`` and the plots ``asr_vs_seconds.png`` / ``asr_vs_unseen.png`` of the comparison
+    grid into ``out``; returns the names written."""
+    atomic_write_text(out / "grid.csv", df.to_csv(index=False))
+    if not (df["status"] == "ok").any():
+        return ("grid.csv",)
+    summary = summarise(df)
+    atomic_write_text(out / "grid.md", grid_markdown(summary))
+    return ("grid.csv", "grid.md", *(p.name for p in save_plots(summary, out)))
+
+
+def write_robustness(df: pd.DataFrame, out: Path) -> tuple[str, ...]:
+    """``robustness.csv``, ``robustness.md`` and ``robustness.png`` of the robustness grid's judged rows into
+    ``out``; returns the names written."""
+    atomic_write_text(out / "robustness.csv", df.to_csv(index=False))
+    if not (df["status"] == "ok").any():
+        return ("robustness.csv",)
+    atomic_write_text(out / "robustness.md", robustness_markdown(df))
+    save_robustness_plot(df, out / "robustness.png")
+    return ("robustness.csv", "robustness.md", "robustness.png")
+
+
+def _report(df: pd.DataFrame, markdown: str | None, out: Path, files: tuple[str, ...]) -> None:
+    """Print a grid's table and the ``files`` written (the CSV first); exit with an error when any cell failed."""
+    if markdown is not None:
+        print(markdown)
+    print(f"wrote {out}/{', '.join(files)} and {len(df)} cells")
+    n_failed = int((df["status"] == "failed").sum())
+    if n_failed:
+        raise SystemExit(f"error: {n_failed} cell(s) failed; see the 'error' column of {out}/{files[0]}")
+
+
+def cmd_robustness(args: argparse.Namespace) -> None:
+    """``bench --grid robustness``: the held-out grid of :mod:`unlearnlib.evaluation.robustness`."""
+    given = {"--attacks": args.attacks, "--seeds": args.seeds, "--target": args.target,
+             "--poison-ratio": args.poison_ratio, "--scaling": args.scaling or None, "--dataset": args.dataset,
+             "--image-size": args.image_size, "--known-target": args.known_target or None}
+    bad = [flag for flag, v in given.items() if v is not None]
+    if bad:
+        raise ValueError(f"{', '.join(bad)}: not valid with --grid robustness (each cell draws its own scenario; "
+                         "use --cells, --grid-seed, --defenses, --defense-param, --unseen, --profile)")
+    cells = DEFAULT_CELLS if args.cells is None else args.cells
+    if cells < 1:
+        raise ValueError(f"--cells must be an integer >= 1, got {cells}")
+    df = run_robustness(cells, args.out, grid_seed=0 if args.grid_seed is None else args.grid_seed,
+                        profile=args.profile, defenses=args.defenses, device=args.device,
+                        progress=False if args.no_progress else None, strict=args.strict,
+                        params=parse_grid_params(args.defense_param), unseen=args.unseen)
+    files = write_robustness(df, Path(args.out))
+    _report(df, robustness_markdown(df) if (df["status"] == "ok").any() else None, args.out, files)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """``python -m unlearnlib bench``: the layout or scaling benchmark, or one of the two grids."""
+    out = Path(args.out)
+    if args.layout:
+        ldf = run_layout(args.models, device=args.device)
+        atomic_write_text(out / "layout.csv", ldf.to_csv(index=False))
+        atomic_write_text(out / "layout.md", layout_markdown(ldf))
+        print(layout_markdown(ldf))
+        print(f"wrote {out}/layout.csv and layout.md")
+        return
+    if args.unseen is not None:
+        check_positive_int(args.unseen, "--unseen")
+    if args.scaling:
+        sdf = run_scaling(args.models, args.defenses, args.unseen, device=args.device,
+                          progress=False if args.no_progress else None)
+        atomic_write_text(out / "scaling.csv", sdf.to_csv(index=False))
+        atomic_write_text(out / "scaling.md", scaling_markdown(sdf))
+        atomic_write_text(out / "machine.json", json.dumps({"machine": machine()}))
+        print(scaling_markdown(sdf))
+        print(f"wrote {out}/scaling.csv and scaling.md")
+        return
+    if args.grid == "robustness":
+        cmd_robustness(args)
+        return
+    for flag, value in (("--cells", args.cells), ("--grid-seed", args.grid_seed)):
+        if value is not None:
+            raise ValueError(f"{flag} applies only to --grid robustness (the comparison grid takes --attacks/--seeds)")
+    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds or [0, 1, 2], out,
+                  False if args.no_progress else None, dataset=args.dataset, target=args.target,
+                  poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
+                  strict=args.strict, download=args.download, image_size=args.image_size,
+                  params=parse_grid_params(args.defense_param), unseen=args.unseen)
+    files = write_grid(df, out)
+    _report(df, grid_markdown(summarise(df)) if (df["status"] == "ok").any() else None, out, files)
