@@ -29,6 +29,7 @@ def test_neural_cleanse_source_edits_and_leaves_the_input_alone(sc, name):
         assert out.info["repair_keys"] >= 1 and out.info["repair_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_generator_source_reports_the_search_outcome(sc):
     out = get_defense("agme", progress=False)(sc.backdoored, sc.defender(50))
     assert out.info["recover"] == "baerase" and out.info["recovered_target"] == 0

@@ -148,6 +148,7 @@ def test_bad_inputs_are_one_error_line_and_write_nothing(files, tmp_path, bad, c
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_pickled_checkpoint_from_the_shell_is_an_error_line_without_traceback(files, tmp_path, scenario):
     torch.save(scenario.backdoored, tmp_path / "model.pt")
     proc = subprocess.run([sys.executable, "-m", "unlearnlib", "defend", "--model-file", str(tmp_path / "model.pt"),

@@ -173,6 +173,7 @@ def test_generic_layers_of_the_new_architectures():
     assert last_conv_layer(layers["small-bn"])[0] == "blocks.2.0"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", NEW_ARCHS)
 def test_every_defense_runs_on_each_new_architecture(arch):
     sc = experiment.make_scenario(TINY, "badnets", 1000, model=arch, target=3, attack_params={"size": 4},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from unlearnlib.cli import main
 from unlearnlib.display.markdown import scaling_markdown as to_markdown
@@ -15,6 +16,7 @@ def test_solve_form_follows_ridge_solve():
     assert solve_form(100, 4608, 0.0) == "primal"  # no ridge: the d x d system (it raises when singular)
 
 
+@pytest.mark.slow
 def test_bench_scaling_cli_writes_the_table(tmp_path, capsys):
     assert main(["bench", "--scaling", "--models", "cnn", "--defenses", "agme-bdk", "--unseen", "5",
                  "--device", "cpu", "--out", str(tmp_path), "--no-progress"]) == 0
@@ -31,6 +33,7 @@ def test_bench_scaling_cli_writes_the_table(tmp_path, capsys):
     assert "agme-bdk" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_a_row_not_a_crash():
     df = run_scaling(["cnn"], ["agme-bdk"], unseen=5, params={"agme-bdk": {"lam": "x"}}, progress=False)
     assert df.at[0, "status"] == "failed" and "lam" in df.at[0, "error"]
