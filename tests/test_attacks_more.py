@@ -128,14 +128,18 @@ def test_quick_profile_gives_wanet_its_own_training_budget(monkeypatch):
     assert seen["retry"] is None and "retry" not in seen["configs"][2]
 
 
-def test_quick_profile_retries_wanet_where_it_did_not_plant():
-    """[ours] WaNet's attacker trains again, longer, when its own check fails (profiles.WANET_RETRY_EPOCHS)."""
-    from unlearnlib.experiment.profiles import WANET_RETRY_EPOCHS, Profile, get_profile
+def test_quick_profile_retries_the_attacks_that_control_training():
+    """[ours] WaNet's, TrojanNN's and IMC's attackers train again, longer, when their own check fails; BadNets and
+    Blended poison data only."""
+    from unlearnlib.experiment.profiles import FINETUNE_RETRY_EPOCHS, WANET_RETRY_EPOCHS, Profile, get_profile
 
     q = get_profile("quick")
     assert q.retry_kwargs("wanet") == {"epochs": WANET_RETRY_EPOCHS} and WANET_RETRY_EPOCHS > q.train_kwargs(
         "wanet")["epochs"]
-    assert q.retry_kwargs("badnets") is None and q.retry_kwargs(None) is None
+    for attack in ("trojannn", "imc"):
+        assert q.retry_kwargs(attack) == {"epochs": FINETUNE_RETRY_EPOCHS}
+        assert FINETUNE_RETRY_EPOCHS > q.train_kwargs(attack)["epochs"]
+    assert q.retry_kwargs("badnets") is None and q.retry_kwargs("blended") is None and q.retry_kwargs(None) is None
     assert get_profile("smoke").retry_kwargs("wanet") is None
     with pytest.raises(ValueError, match=r"attack_retry\['wanet'\] has unknown keys \['epoch'\]"):
         Profile(**{**q.to_dict(), "attack_retry": {"wanet": {"epoch": 3}}}).retry_kwargs("wanet")
@@ -377,3 +381,24 @@ def test_plant_keeps_the_trigger_of_the_kept_try(monkeypatch):
     trig = IMC(SHAPE)
     Attack(trig, 0, 0.1).plant(_Always(0), _data(20), epochs=3, retry={"epochs": 9})
     assert torch.equal(trig.state_dict()["theta"], torch.full(SHAPE, 3.0))
+
+
+def test_the_second_try_fits_its_trigger_from_the_same_start():
+    """The attacker's second try starts where the first did, the learned trigger included (TrojanNN, IMC): it does
+    not fit on from the first try's trigger."""
+    seen = []
+
+    def fake_plant(self, model, data, *, seed, clean, **kw):
+        seen.append(self.trigger.state_dict()["theta"].clone())
+        self.trigger.set_theta(torch.full(SHAPE, float(kw["epochs"])))
+        return model
+
+    trig = IMC(SHAPE)
+    initial = trig.state_dict()["theta"].clone()
+    rated = iter((0.5, 0.8))  # the second try plants better: it is kept, with its trigger
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Attack, "_plant", fake_plant)
+        mp.setattr(Attack, "planted_rate", lambda self, model, data: next(rated))
+        Attack(trig, 0, 0.1).plant(_Always(0), _data(20), epochs=3, retry={"epochs": 9})
+    assert len(seen) == 2 and torch.equal(seen[0], initial) and torch.equal(seen[1], initial)
+    assert torch.equal(trig.state_dict()["theta"], torch.full(SHAPE, 9.0))

@@ -38,7 +38,7 @@ def test_ch01_random_position_badnets_does_not_plant_and_the_map_says_where(glue
     why: it fires on the blank margin and not where the digits are, and the model fits few of its own poisoned
     images. If it ever plants, this fails and the section must be rewritten."""
     g = glue("01_backdoor_attacks")
-    assert g["ch01_anywhere_asr"] < 90.0  # rule.PLANTED_ASR: "does not plant"
+    assert g["ch01_anywhere_asr"] < 90.0  # ATTACKER_ASR: "does not plant"
     assert g["ch01_anywhere_acc"] >= 90.0
     assert g["ch01_anywhere_asr_blank"] >= g["ch01_anywhere_asr_inked"] + 30.0
     assert g["ch01_anywhere_fit"] < 90.0

@@ -107,7 +107,7 @@ def test_bad_generator_arguments_name_the_parameter(kwargs, param):
 
 @pytest.mark.parametrize("kwargs, param", [({"threshold": -1.0}, "threshold"), ({"threshold": math.inf}, "threshold"),
                                            ({"min_score": 1.5}, "min_score"), ({"mad_floor": 0.0}, "mad_floor"),
-                                           ({"lr": 0.0}, "search_lr"), ({"patch_steps": 0}, "search_patch_steps")])
+                                           ({"lr": 0.0}, "search_lr")])
 def test_bad_search_arguments_name_the_parameter(kwargs, param):
     data = tiny_data()
     with pytest.raises(ValueError, match=f"^{param} must be"):
@@ -166,47 +166,8 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     assert trained == [(3, None)] and given.search is None  # target given: no search, the first size
 
 
-def test_scale_min_score_asks_a_larger_patch_to_fire_on_more_images(monkeypatch):
-    """With ``scale_min_score`` a 6x6 patch that turns 40% of the held-out images to one class is not an outlier (its
-    bar is 0.25 x 6 / 3 = 0.5), so the blend decides; without it the 6x6 patch's class is taken."""
-    scores = {3: [0.0, 0.0, 0.0, 0.0], 6: [0.0, 0.0, 0.4, 0.0], None: [0.9, 0.0, 0.0, 0.0]}
-    monkeypatch.setattr(ts, "train_generators", lambda model, x, jobs, **kw: [(("t", j.patch_size, j.target), {})
-                                                                              for j in jobs])
-    monkeypatch.setattr(ts, "proxy_rates", lambda model, triggers, heldout, targets, draws=1:
-                        [scores[t[1]][t[2]] for t in triggers])
-    data = tiny_data()
-    model = nn.Sequential(nn.Flatten(), nn.Linear(data.x[0].numel(), 4))
-    plain = ts.search_target(model, data, data, 4, patch_sizes=(3, 6), progress=False)
-    scaled = ts.search_target(model, data, data, 4, patch_sizes=(3, 6), scale_min_score=True, progress=False)
-    assert (plain.target, plain.patch_size, plain.outlier) == (2, 6, True)
-    assert (scaled.target, scaled.kind, scaled.outlier) == (0, "blend", True)
-
-
-def test_patch_steps_set_the_patch_generators_budget_alone(monkeypatch):
-    """``patch_steps`` (``recover``'s ``search_patch_steps``) trains the patch searches that many steps and leaves the
-    blend search at ``steps``; None: every kind at ``steps`` (the default)."""
-    steps: list[tuple[int | None, int]] = []
-
-    def fake_train(model, x, jobs, **kw):
-        steps.append((jobs[0].patch_size, kw["steps"]))
-        return [(("trig", j.patch_size, j.target), {}) for j in jobs]
-
-    monkeypatch.setattr(ts, "train_generators", fake_train)
-    monkeypatch.setattr(ts, "proxy_rates", lambda model, triggers, heldout, targets, draws=1: [0.0] * len(triggers))
-    data = tiny_data()
-    ts.search_target(tiny_model(), data, data, 3, patch_sizes=(3, 6), steps=5, patch_steps=9, progress=False)
-    assert steps == [(3, 9), (6, 9), (None, 5)]
-    steps.clear()
-    ts.search_target(tiny_model(), data, data, 3, patch_sizes=(3,), steps=5, progress=False)
-    assert steps == [(3, 5), (None, 5)]
-    steps.clear()
-    ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "search_steps": 2, "search_patch_steps": 7})
-    assert steps[:2] == [(3, 7), (None, 2)]
-
-
 RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3,
-                  gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4,
-                  search_patch_steps=None, search_scale_min_score=False, max_blend=0.3,
+                  gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
                   threshold=2.0, position_stride=2, keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
 
 

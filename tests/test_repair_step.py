@@ -10,11 +10,11 @@ import torch
 
 from unlearnlib.core.registry import DEFENSES
 from unlearnlib.defenses import get_defense
-from unlearnlib.defenses.compose_repair import compose_repair, needed_lift, output_layer, repair, repairable
-from unlearnlib.evaluation.rule import over_bound
+from unlearnlib.defenses.compose_repair import compose_repair, output_layer, repair, repairable
+from unlearnlib.evaluation.rule import TARGET_ACC_DROP_MAX
 from unlearnlib.experiment.runs import run_defense
 from unlearnlib.experiment.scenario import make_scenario
-from unlearnlib.ml.edit import edit_layers, shift_augment
+from unlearnlib.ml.edit import edit_layers
 from unlearnlib.ml.triggers import apply_trigger
 from unlearnlib.recovery.target_search import KEEP_RATE
 
@@ -59,10 +59,6 @@ def test_bad_repair_parameters_name_themselves():
         get_defense("baerase+repair", repair_hold_kinds="all")
     with pytest.raises(ValueError, match="^hold must be one of"):
         repair(torch.nn.Linear(1, 2), torch.nn.Linear(1, 2), None, None, 0, hold="upper")
-    with pytest.raises(ValueError, match="^repair_lift must be one of 'needed', 'full' .how far the target's row"):
-        get_defense("agme-bdk+repair", repair_lift="half")
-    with pytest.raises(ValueError, match="^lift must be one of 'needed', 'full'"):
-        repair(torch.nn.Linear(1, 2), torch.nn.Linear(1, 2), None, None, 0, lift="all")
     with pytest.raises(ValueError, match="^nc_lam must be a finite number >= 0"):  # inner parameters are checked
         get_defense("agme+repair", nc_lam=-1)
 
@@ -94,7 +90,7 @@ def test_repair_gives_the_target_class_back_and_holds_the_trigger(sc):
     repaired, info = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target)
     m_rep = sc.metrics(repaired)
     assert m_unl["target_acc"] < sc.before["target_acc"] - 0.05  # the toy case really costs the target class
-    assert not over_bound("target_acc_drop", sc.before["target_acc"] - m_rep["target_acc"])  # at most 3 points
+    assert sc.before["target_acc"] - m_rep["target_acc"] <= TARGET_ACC_DROP_MAX + 1e-6  # at most 3 points
     assert m_rep["asr"] <= m_unl["asr"] + 0.02  # the backdoor does not come back
     assert m_rep["acc"] >= m_unl["acc"] - 0.005
     assert info["repair_layers"] == ["fc2"] and info["repair_keys"] == 9 * int((unseen.y == sc.target).sum())
@@ -125,40 +121,6 @@ def test_repair_does_not_raise_the_triggered_target_score_with_the_target_class(
     assert rise["lower"]["target"] > 8.0 and rise["cleaned"]["target"] > 8.0  # the lowered score is lifted back
     assert rise["lower"]["triggered"] < 0.3 * rise["lower"]["target"]
     assert rise["cleaned"]["triggered"] > 0.8 * rise["cleaned"]["target"]  # what the lower value prevents
-
-
-def test_needed_lift_is_the_smallest_step_that_keeps_as_many_target_images():
-    """(lift), by hand: three target-class images (class 0 of 2); f1 keeps the first, loses the other two, which
-    the whole change lifts past the other class at steps 0.25 and 0.5. f0 had two of them: the second threshold
-    is not needed; f0 had all three: it is. f1 already as good as f0: no lift."""
-    l1 = torch.tensor([[2.0, 1.0], [0.0, 1.0], [0.0, 2.0]])
-    full = torch.tensor([[6.0, 1.0], [4.0, 1.0], [4.0, 2.0]])  # target logit +4: thresholds 0.25 and 0.5
-    f0_two = torch.tensor([[3.0, 0.0], [3.0, 0.0], [0.0, 1.0]])
-    assert needed_lift(l1, full, f0_two, 0) == pytest.approx(0.25, rel=2e-3)
-    assert needed_lift(l1, full, torch.tensor([[1.0, 0.0]] * 3), 0) == pytest.approx(0.5, rel=2e-3)
-    assert needed_lift(l1, full, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), 0) == pytest.approx(0, abs=1e-5)
-    down = torch.tensor([[2.0, 1.0], [-1.0, 1.0], [-1.0, 2.0]])  # a "repair" that lowers: never more than the whole
-    assert needed_lift(l1, down, torch.tensor([[1.0, 0.0]] * 3), 0) == pytest.approx(0, abs=1e-5)
-
-
-def test_the_needed_lift_moves_the_target_row_part_of_the_way(sc):
-    """The toy of the tests above with ``lift="needed"``: the target's row moves along the same change as the whole
-    repair, by the reported step, and the defender's target images are classified as with the whole change."""
-    unseen = sc.defender(50)
-    unlearned = copy.deepcopy(sc.backdoored)
-    edit_layers(unlearned, unseen.x, sc.trigger, mu=1.0)
-    with torch.no_grad():
-        unlearned.fc2.bias[sc.target] -= 10.0
-    full, info_f = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target)
-    part, info_p = repair(sc.backdoored, copy.deepcopy(unlearned), unseen, sc.trigger, sc.target, lift="needed")
-    g = info_p["repair_gamma"]
-    assert info_f["repair_gamma"] == 1.0 and info_p["repair_lift"] == "needed" and 0.0 < g < 1.0
-    w1, wf, wp = (m.fc2.weight[sc.target] for m in (unlearned, full, part))
-    assert torch.allclose(wp, w1 + g * (wf - w1), atol=1e-5)
-    x_t = shift_augment(unseen.x[unseen.y == sc.target])  # the images the lift counts: the shifted copies too
-    with torch.no_grad():
-        assert int((part(x_t).argmax(1) == sc.target).sum()) >= min(
-            int((full(x_t).argmax(1) == sc.target).sum()), int((sc.backdoored(x_t).argmax(1) == sc.target).sum()))
 
 
 def test_the_repair_holds_every_trigger_it_is_given(sc):

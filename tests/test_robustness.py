@@ -106,18 +106,19 @@ def test_every_spec_field_enters_the_cell_key_and_the_model_cache_key(monkeypatc
 
 
 def _rows(rows):
-    cols = {"defense": "x", "status": "ok", "acc_before": 0.98, "target_acc_before": 0.97, "asr_before": 1.0}
+    cols = {"defense": "x", "status": "ok", "acc_before": 0.98, "target_acc_before": 0.97, "asr_before": 1.0,
+            "asr_floor_before": 0.0}
     return pd.DataFrame([{**cols, **r} for r in rows])
 
 
 def test_success_rule_on_hand_made_rows():
     s = rule.success
-    assert s(0.02, 0.015, 0.03)  # exactly at every bound
+    assert s(0.02, 0.0, 0.015, 0.03)  # exactly at every bound
     f32 = [float(torch.tensor(v, dtype=torch.float32)) for v in (0.02, 0.99, 0.975, 0.96)]  # as evaluate() returns
-    assert s(f32[0], f32[1] - f32[2], f32[1] - f32[3])  # exactly at every bound, from float32 rates (3 of 100 images)
-    assert s(0.0, -0.01, -0.05)  # gains are fine
-    assert not s(0.0201, 0.0, 0.0) and not s(0.0, 0.0151, 0.0) and not s(0.0, 0.0, 0.0301)
-    assert not s(float("nan"), 0.0, 0.0) and not s(0.01, None, 0.0)
+    assert s(f32[0], 0.0, f32[1] - f32[2], f32[1] - f32[3])  # at every bound, from float32 rates (3 of 100 images)
+    assert s(0.0, 0.0, -0.01, -0.05)  # gains are fine
+    assert not s(0.0201, 0.0, 0.0, 0.0) and not s(0.0, 0.0, 0.0151, 0.0) and not s(0.0, 0.0, 0.0, 0.0301)
+    assert not s(float("nan"), 0.0, 0.0, 0.0) and not s(0.01, 0.0, None, 0.0)
     df = _rows([{"asr": 0.01, "acc": 0.975, "target_acc": 0.95},  # success
                 {"asr": 0.01, "acc": 0.96, "target_acc": 0.97},  # acc drop 2 points
                 {"asr": 0.5, "acc": 0.98, "target_acc": 0.97},  # asr
@@ -126,30 +127,68 @@ def test_success_rule_on_hand_made_rows():
     assert list(j["success"]) == [True, False, False, False]
     assert j["badness"].iloc[2] == pytest.approx(25.0) and math.isinf(j["badness"].iloc[3])
     summ = robustness.summarise(df).iloc[0]
-    assert summ["success_rate"] == 0.25 and summ["failed"] == 1
+    assert (summ["successes"], summ["planted"], summ["failed"]) == (1, 4, 1) and summ["success_rate"] == 0.25
     assert summ["asr_worst"] == 0.5 and summ["acc_drop_worst"] == pytest.approx(0.02)
 
 
+def test_the_asr_bound_rises_with_the_clean_models_own_rate():
+    """asr <= max(2%, the clean model's rate for the trigger + 1 point): natural errors into the target are not a
+    backdoor a defense could remove."""
+    assert rule.asr_bound(0.0) == rule.ASR_MAX and rule.asr_bound(0.05) == pytest.approx(0.06)
+    assert rule.asr_bound(float("nan")) == rule.ASR_MAX
+    assert rule.success(0.055, 0.05, 0.0, 0.0) and not rule.success(0.065, 0.05, 0.0, 0.0)
+    assert not rule.success(0.025, 0.005, 0.0, 0.0)  # a floor of 0.5%: the 2% bound holds
+    j = rule.judged(_rows([{"asr": 0.055, "acc": 0.98, "target_acc": 0.97, "asr_floor_before": 0.05}]))
+    assert bool(j["success"].iloc[0]) and j["asr_bound"].iloc[0] == pytest.approx(0.06)
+
+
+def test_a_target_drop_fails_only_when_it_is_significant():
+    """Over 3 points and p < 0.05 in the one-sided exact McNemar test on the target class's images: 6 lost and 0
+    gained (p = 1/64) fails; 6 lost and 3 gained (3 points net, p = 0.25) does not; 5 lost, 0 gained on a 4-point
+    drop (p = 1/32) fails; counts unknown: the drop alone decides."""
+    assert rule.mcnemar_p(6, 0) == pytest.approx(1 / 64) and rule.mcnemar_p(0, 0) == 1.0
+    assert rule.mcnemar_p(6, 3) == pytest.approx(130 / 512)  # P(X >= 6), X ~ Bin(9, 1/2)
+    assert rule.mcnemar_p(float("nan"), 1) == 0.0
+    assert not rule.success(0.0, 0.0, 0.0, 0.06, 6, 0)
+    assert rule.success(0.0, 0.0, 0.0, 0.031, 6, 3)  # over the bound, not significant
+    assert not rule.success(0.0, 0.0, 0.0, 0.05, 5, 0)  # p = 1/32
+    assert rule.mcnemar_p(5, 1) == pytest.approx(7 / 64) and rule.success(0.0, 0.0, 0.0, 0.04, 5, 1)
+    assert not rule.success(0.0, 0.0, 0.0, 0.04)  # no counts: the 3-point bound alone
+    j = rule.judged(_rows([{"asr": 0.0, "acc": 0.98, "target_acc": 0.91, "target_lost": 6, "target_gained": 0},
+                           {"asr": 0.0, "acc": 0.98, "target_acc": 0.94, "target_lost": 6, "target_gained": 3}]))
+    assert list(j["success"]) == [False, True] and list(j["breaks_target_acc_drop"]) == [True, False]
+    assert j["badness"].iloc[1] == pytest.approx(1.0)  # over the bound, not significant: at most 1
+
+
+def test_wilson_interval():
+    lo, hi = rule.wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    assert rule.wilson(0, 5)[0] == 0.0 and rule.wilson(5, 5)[1] == 1.0 and math.isnan(rule.wilson(0, 0)[0])
+
+
 def test_planted_cells_and_success_per_architecture_and_attack():
-    """A cell whose attack did not take (asr before < 90%) is still judged, and also counted apart."""
+    """A cell whose attack did not take (asr before < 50%) is judged on accuracy alone and counted apart; the
+    success rate is over the planted cells, with its 95% interval, per architecture and per attack too."""
     df = _rows([{"cell": "a", "model": "cnn", "attack": "badnets", "asr": 0.01, "acc": 0.975, "target_acc": 0.95},
-                {"cell": "b", "model": "mlp", "attack": "wanet", "asr": 0.01, "acc": 0.98, "target_acc": 0.97,
-                 "asr_before": 0.3},  # not planted; a success all the same
+                {"cell": "b", "model": "mlp", "attack": "wanet", "asr": 0.3, "acc": 0.98, "target_acc": 0.97,
+                 "asr_before": 0.3},  # not planted: no harm done is all it is asked
                 {"cell": "c", "model": "mlp", "attack": "badnets", "asr": 0.5, "acc": 0.98, "target_acc": 0.97,
-                 "asr_before": 0.9},  # exactly at the bar: planted
+                 "asr_before": 0.5},  # exactly at the bar: planted
                 {"cell": "d", "model": "cnn", "attack": "wanet", "asr": None, "acc": None, "target_acc": None,
                  "status": "failed", "asr_before": None}])
     j = rule.judged(df)
-    assert list(j["planted"]) == [True, False, True, False]
+    assert list(j["planted"]) == [True, False, True, False] and list(j["success"]) == [True, True, False, False]
     summ = robustness.summarise(df).iloc[0]
-    assert summ["planted"] == 2 and summ["success_rate_planted"] == 0.5 and summ["success_rate"] == 0.5
-    by_model = robustness.success_by(df, "model")
-    assert list(by_model.columns) == ["cnn (2)", "mlp (2)"] and by_model.loc["x"].tolist() == [0.5, 0.5]
+    assert (summ["planted"], summ["successes"], summ["success_rate"]) == (2, 1, 0.5)
+    assert (summ["ci_low"], summ["ci_high"]) == pytest.approx(rule.wilson(1, 2))
+    assert summ["harmless_rate"] == 0.5  # b kept its accuracy; d raised
+    by_model = robustness.success_by(df, "model").set_index("model")
+    assert by_model["n"].to_dict() == {"cnn": 1, "mlp": 1} and by_model["successes"].to_dict() == {"cnn": 1, "mlp": 0}
     by_attack = robustness.success_by(df, "attack")
-    assert by_attack.loc["x"].tolist() == [0.5, 0.5]
+    assert by_attack["attack"].tolist() == ["badnets"] and by_attack["success_rate"].tolist() == [0.5]
     md = robustness_markdown(df.assign(target=0, poison_ratio=0.1, attack_params="{}", error=None))
-    assert "Planted (asr >= 90% before any defense): 2 of 4 cells; not planted: b (mlp, wanet, asr 30.0%)" in md
-    assert "| defense | cnn (2) | mlp (2) |" in md and "| x | 50.0 | 50.0 |" in md
+    assert "Planted: 2 of 4 cells." in md and "| x | 2 (1 failed) | 1 | 50.0 |" in md
+    assert "| x | cnn | 1 | 1 | 100.0 |" in md
     with pytest.raises(ValueError, match="by must be a column"):
         robustness.success_by(df, "arch")
 

@@ -27,7 +27,7 @@ GRID = _rows([
      "error": "DivergenceError: the ascent diverged\nmore"},
     {"cell": "b", "defense": "baerase", "asr": 0.0, "acc": 0.98, "target_acc": 0.97, "model": "mlp"},  # success
     {"cell": "c", "defense": "baerase", "asr": 0.0, "acc": 0.98, "target_acc": 0.97, "attack": "wanet",
-     "asr_before": 0.5},  # success, not planted
+     "asr_before": 0.3},  # not planted, unharmed
     {"cell": "a", "defense": "none", "asr": 1.0, "acc": 0.98, "target_acc": 0.97},
 ])
 
@@ -50,24 +50,21 @@ def test_failure_reasons_count_each_broken_bound_and_errors():
     r = rt.failure_reasons(GRID).set_index("defense")
     assert list(r.index) == ["agme-bdk", "baerase"]  # the registry's order; no "none"
     bdk = r.loc["agme-bdk"]
-    assert (bdk["cells (count)"], bdk["successes (count)"], bdk["errors (count)"]) == (3, 1, 0)
+    assert (bdk["planted cells (count)"], bdk["successes (count)"], bdk["errors (count)"]) == (3, 1, 0)
     assert bdk["asr over bound (count)"] == 1 and bdk["acc drop over bound (count)"] == 1
     assert bdk["target_acc drop over bound (count)"] == 1
-    ba = r.loc["baerase"]
-    assert (ba["successes (count)"], ba["errors (count)"], ba["asr over bound (count)"]) == (2, 1, 0)
+    ba = r.loc["baerase"]  # cell c is not planted: it is not counted here
+    assert (ba["planted cells (count)"], ba["successes (count)"], ba["errors (count)"]) == (2, 1, 1)
+    assert ba["asr over bound (count)"] == 0
 
 
-def test_overview_goals_and_per_value_tables():
+def test_overview_over_the_planted_cells_with_intervals():
     o = rt.overview(GRID).set_index("defense")
-    assert o.loc["agme-bdk", "success (%)"] == pytest.approx(100 / 3)
-    assert o.loc["baerase", "success, planted (%)"] == pytest.approx(50.0)  # cell c is not planted
+    assert o.loc["agme-bdk", "success (%)"] == pytest.approx(100 / 3) and o.loc["agme-bdk", "successes (count)"] == 1
+    assert o.loc["baerase", "success (%)"] == pytest.approx(50.0)  # cell c is not planted
+    assert o.loc["baerase", "unplanted, unharmed (%)"] == pytest.approx(100.0)
+    assert o.loc["agme-bdk", "95% interval"] == "6–79"  # Wilson, 1 of 3
     assert o.loc["agme-bdk", "target_acc drop, worst (points)"] == pytest.approx(7.0)
-    g = rt.against_goals(GRID).set_index("defense")
-    assert g.loc["agme-bdk", "goal (%)"] == 95 and g.loc["baerase", "goal (%)"] == 80
-    assert set(g.index) == {"agme-bdk", "baerase"}
-    by = rt.by_table(GRID, "model")
-    assert list(by.columns) == ["defense", "cnn, 2 cells (%)", "mlp, 1 cell (%)"]
-    assert by.set_index("defense").loc["baerase"].tolist() == [50.0, 100.0]
 
 
 def test_worst_and_tuning_tables():
@@ -75,8 +72,8 @@ def test_worst_and_tuning_tables():
     assert w["defense"].tolist() == ["agme-bdk", "agme-bdk", "baerase"]  # registry order; successes left out
     assert w["cell"].tolist() == ["c", "b", "a"]  # c: acc drop 8 points = 5.3x its bound; b: asr 2.5x
     assert w.iloc[2]["error"] == "DivergenceError — the ascent diverged" and w.iloc[0]["error"] == ""
-    rec = {"before": {"asr": 1.0, "acc": 0.98, "target_acc": 0.97}, "after": {"asr": 0.0, "acc": 0.975,
-                                                                                 "target_acc": 0.97}}
+    rec = {"before": {"asr": 1.0, "acc": 0.98, "target_acc": 0.97, "asr_floor": 0.0},
+           "after": {"asr": 0.0, "acc": 0.975, "target_acc": 0.97}}
     side = rt.against_tuning(GRID, {"agme-bdk": rec, "unknown": rec}).set_index("defense")
     assert list(side.index) == ["agme-bdk"] and side.loc["agme-bdk", "tuning cell: success"] == "yes"
     assert side.loc["agme-bdk", "held out: success (%)"] == pytest.approx(100 / 3)
@@ -107,8 +104,7 @@ def test_repair_stages_table_in_points_and_counts():
     assert rt.repair_stages(GRID).empty
 
 
-@pytest.mark.parametrize("make", [rt.failure_reasons, rt.overview, rt.against_goals, rt.worst_table,
-                                  lambda df: rt.by_table(df, "attack"), lambda df: rt.draws_table(),
+@pytest.mark.parametrize("make", [rt.failure_reasons, rt.overview, rt.worst_table, lambda df: rt.draws_table(),
                                   lambda df: rt.cells_table(robustness.sample_cells(3)), rt.repair_stages])
 def test_every_table_has_units_in_its_headers(make):
     assert _shown(make(REPAIRED)) == []

@@ -14,7 +14,7 @@ training, metrics, the edit) < ``attacks`` < ``recovery`` < ``defenses`` < ``exp
 runs) < ``evaluation`` (the success rule, the grids, benchmarks) < ``display`` < ``cli``.
 """
 
-from .attacks import PLANTED_ASR, Attack, make_trigger
+from .attacks import ATTACKER_ASR, Attack, make_trigger
 from .core.cache import cache_dir
 from .core.memo import RecoveryMemo
 from .core.registry import ATTACKS, DATASETS, DEFENSES, MODELS
@@ -56,7 +56,7 @@ from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recove
 
 __all__ = [
     "Attack", "ATTACKS", "BAErase", "Data", "DATASETS", "DatasetUnavailable", "DEFAULT_CELLS", "Defense",
-    "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "PLANTED_ASR", "Profile",
+    "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "ATTACKER_ASR", "Profile",
     "RecoveryMemo", "Scenario", "Split", "Trigger", "__version__", "apply_defense", "apply_trigger",
     "asr_by_position", "attack_rate", "build_model", "cache_dir", "defend_checkpoint", "der", "edit_layers",
     "evaluate", "export_scenario", "get_defense", "get_layer", "get_profile", "grid_record", "load_cells",

@@ -9,9 +9,9 @@
 """
 
 from ..core.registry import import_members
-from .base import PLANTED_ASR, Attack, make_trigger
+from .base import ATTACKER_ASR, Attack, make_trigger
 from .patch import LearnedPatch, patch_mask
 
 import_members(__name__, __path__, skip=("base", "patch"))
 
-__all__ = ["PLANTED_ASR", "Attack", "LearnedPatch", "make_trigger", "patch_mask"]
+__all__ = ["ATTACKER_ASR", "Attack", "LearnedPatch", "make_trigger", "patch_mask"]

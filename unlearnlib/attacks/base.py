@@ -17,7 +17,7 @@ training loop (:func:`unlearnlib.ml.train.train`) serves every attack without sp
 
 An attacker who controls training can check its own work: :meth:`Attack.plant` with ``retry`` trains once more,
 from the same start with the ``retry`` training settings, when the backdoor has not planted by the attacker's own
-measure (:meth:`Attack.planted_rate` below :data:`PLANTED_ASR`), and keeps the try that measure rates higher
+measure (:meth:`Attack.planted_rate` below :data:`ATTACKER_ASR`), and keeps the try that measure rates higher
 *[ours]*: a profile sets it per attack (``Profile.attack_retry``).
 """
 
@@ -37,12 +37,17 @@ from ..ml.metrics import evaluate
 from ..ml.train import train
 from ..ml.triggers import BaseTrigger, TriggerArg, apply_trigger
 
-PLANTED_ASR = 0.90  # the attacker's own bar: a backdoor is planted when its asr is at least this
+ATTACKER_ASR = 0.90  # the asr an attacker that controls training demands of its own model (its own check)
 
 
 def make_trigger(name: str, image_shape: tuple[int, int, int], **params: object) -> BaseTrigger:
     """Build a registered trigger: ``make_trigger("badnets", (1, 28, 28), size=4)``."""
     return ATTACKS.get(name)(image_shape, **params)
+
+
+def _state(trigger: BaseTrigger) -> dict[str, torch.Tensor]:
+    """A copy of the tensors ``trigger`` learned so far (its ``state_dict``)."""
+    return {k: v.clone() for k, v in trigger.state_dict().items()}
 
 
 @dataclass
@@ -92,22 +97,26 @@ class Attack:
         with :meth:`BaseTrigger.co_optimise` is re-optimised before every epoch and the data re-poisoned; one with
         ``repoison_each_epoch`` gets a fresh draw of poisoned and cross samples every epoch after the first.
         ``retry`` (training settings over ``train_kwargs``): if the trained model's :meth:`planted_rate` is below
-        :data:`PLANTED_ASR`, the attacker trains again from ``model``'s starting weights with them and keeps the
+        :data:`ATTACKER_ASR`, the attacker trains again from ``model``'s starting weights with them and keeps the
         try its own check rates higher (the first on a tie): its best effort, planted or not."""
         start = copy.deepcopy(model) if retry else None
+        trig = self.trigger
+        learned = isinstance(trig, BaseTrigger)  # a trigger fitted while planting (IMC, TrojanNN) has a state
+        initial = _state(trig) if start is not None and learned else None
         trained = self._plant(model, data, seed=seed, clean=clean, **train_kwargs)
         if start is None:
             return trained
         first = self.planted_rate(trained, data)
-        if first >= PLANTED_ASR:
+        if first >= ATTACKER_ASR:
             return trained
-        trig = self.trigger
-        state = {k: v.clone() for k, v in trig.state_dict().items()} if isinstance(trig, BaseTrigger) else None
+        fitted = _state(trig) if learned else None
+        if initial is not None:  # the second try starts where the first did: the trigger too
+            trig.load_state_dict(initial)
         second = self._plant(start, data, seed=seed, clean=clean, **{**train_kwargs, **retry})
         if self.planted_rate(second, data) > first:
             return second
-        if state is not None:  # a trigger fitted while planting (IMC, TrojanNN) goes back to the kept try's
-            trig.load_state_dict(state)
+        if fitted is not None:  # the trigger goes back to the kept try's
+            trig.load_state_dict(fitted)
         return trained
 
     def _plant(self, model: nn.Module, data: Data, *, seed: int, clean: nn.Module | None,

@@ -48,7 +48,9 @@ COMMANDS = {"run": cmd_run, "bench": cmd_bench, "defend": cmd_defend}
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; bad input is one ``error:`` line on stderr and exit code 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the exact command, for a stored run's provenance
     try:
         COMMANDS[args.command](args)
     except (ValueError, TypeError, DatasetUnavailable, OSError) as exc:  # OSError: an output that cannot be written

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ import pandas as pd
 
 from ..core.cache import atomic_write_text
 from ..core.checks import check_positive_int
-from ..core.registry import ATTACKS
+from ..core.registry import ATTACKS, DEFENSES
 from ..display.bench import save_plots, save_robustness_plot
 from ..display.markdown import grid_markdown, layout_markdown, robustness_markdown, scaling_markdown
 from ..evaluation.channels_last import run_layout
 from ..evaluation.comparison import summarise
+from ..evaluation.evidence import provenance, write_provenance
 from ..evaluation.grid import GRIDS, run_grid
 from ..evaluation.robustness import DEFAULT_CELLS, run_robustness
 from ..evaluation.scaling import machine, run_scaling
@@ -36,7 +38,8 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     add_common(p)
     p.add_argument("--attacks", nargs="+", default=None, help=f"default: all of {', '.join(ATTACKS.names())}")
     p.add_argument("--defenses", nargs="+", default=None,
-                   help="default: every registered defense except 'none' and the '+repair' compositions")
+                   help="default: every registered defense except 'none' and the '+repair' compositions; 'all': every "
+                        "one, the compositions included")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2 (comparison grid only)")
     p.add_argument("--grid", choices=GRIDS, default="comparison",
                    help="comparison: attacks x defenses x seeds (the default); robustness: --cells held-out scenarios "
@@ -62,6 +65,11 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p.add_argument("--unseen", type=int, default=None,
                    help="defender samples given to every defense (default: each defense's own); part of each cell's "
                         "key. With --scaling: the samples to time with")
+
+
+def every_defense() -> list[str]:
+    """``--defenses all``: every registered defense, the ``+repair`` compositions included."""
+    return [d for d in DEFENSES.names() if d != "none"]
 
 
 def write_grid(df: pd.DataFrame, out: Path) -> tuple[str, ...]:
@@ -108,17 +116,23 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     cells = DEFAULT_CELLS if args.cells is None else args.cells
     if cells < 1:
         raise ValueError(f"--cells must be an integer >= 1, got {cells}")
-    df = run_robustness(cells, args.out, grid_seed=0 if args.grid_seed is None else args.grid_seed,
-                        profile=args.profile, defenses=args.defenses, device=args.device,
-                        progress=False if args.no_progress else None, strict=args.strict,
+    grid_seed = 0 if args.grid_seed is None else args.grid_seed
+    start = time.time()
+    df = run_robustness(cells, args.out, grid_seed=grid_seed, profile=args.profile, defenses=args.defenses,
+                        device=args.device, progress=False if args.no_progress else None, strict=args.strict,
                         params=parse_grid_params(args.defense_param), unseen=args.unseen)
     files = write_robustness(df, Path(args.out))
+    prov = provenance(getattr(args, "argv", []), profile=args.profile, grid_seed=grid_seed, cells=cells,
+                      defenses=sorted(set(df["defense"]) - {"none"}), started=start, finished=time.time())
+    files += (write_provenance(args.out, prov).name,)
     _report(df, robustness_markdown(df) if (df["status"] == "ok").any() else None, args.out, files)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
     """``python -m unlearnlib bench``: the layout or scaling benchmark, or one of the two grids."""
     out = Path(args.out)
+    if args.defenses == ["all"]:
+        args.defenses = every_defense()
     if args.layout:
         ldf = run_layout(args.models, device=args.device)
         atomic_write_text(out / "layout.csv", ldf.to_csv(index=False))

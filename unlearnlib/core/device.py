@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-# Images per forward pass for inference over a whole set (evaluation, position heatmaps). Measured on this 2-core
-# CPU (4,096 images, no autograd): the small CNN took 0.21 s in batches of 256 and 0.69 s in one batch of 4,096;
-# PreAct-ResNet18-w8 1.3 s and 4.0 s -- past a few hundred images the activations leave the caches.
+# Images per forward pass for inference over a whole set (evaluation, position heatmaps): past a few hundred images
+# the activations leave the CPU's caches (docs/decisions/0012-cpu-speed.md).
 INFERENCE_BATCH = 256
 
 
@@ -78,7 +77,7 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     """Run a block with ``n`` intra-op CPU threads (``None``: unchanged), restoring the previous count after.
 
     Many small ops (batches of 32 MNIST digits, MLPs of width 256) gain nothing from intra-op parallelism, and on
-    a shared, loaded CPU the thread synchronisation can make them tens of times slower.
+    a shared, loaded CPU the thread synchronisation can make them far slower (docs/decisions/0012-cpu-speed.md).
     """
     old = torch.get_num_threads()
     if n is not None and n != old:
@@ -93,11 +92,10 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 def nhwc_unsafe(model: torch.nn.Module) -> bool:
     """True for a model on the CPU that has a 1x1 convolution with a stride > 1 (a ResNet shortcut).
 
-    PyTorch 2.14.1's CPU backward of such a convolution with channels-last weights corrupts the heap: PreAct-ResNet18
-    at 1/8 width (shortcut 8 -> 16 channels, stride 2) crashed with a segfault or "double free or corruption" at
-    batches of 3 and 5, and ran at batches of 1 and 16 (this 2-core AMD EPYC). The layout gained only 1.0-1.1x on
-    that model, so :func:`channels_last` keeps such a model in NCHW on the CPU rather than guess which shapes are
-    safe; on CUDA the layout is kept."""
+    PyTorch 2.14.1's CPU backward of such a convolution with channels-last weights can corrupt the heap (a segfault
+    or "double free or corruption" on some batch sizes), and the layout gains little on such a model, so
+    :func:`channels_last` keeps it in NCHW on the CPU rather than guess which shapes are safe; on CUDA the layout is
+    kept. What was seen: docs/decisions/0012-cpu-speed.md."""
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return any(c.weight.device.type == "cpu" and tuple(c.kernel_size) == (1, 1) and max(c.stride) > 1 for c in convs)
 
@@ -107,11 +105,11 @@ def channels_last(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """Run a block with the model's 4-D weights in channels-last memory layout, restored after (same values).
 
     PyTorch then runs every convolution of the block in NHWC whatever the inputs' layout (its oneDNN kernels on
-    the CPU, tensor-core friendly ones on CUDA). Measured on this 2-core CPU (``python -m unlearnlib bench
-    --layout``): a training step of the small CNN 1.3-1.4x faster, a gradient to the input 1.2-1.3x (PreAct-ResNet18
-    at 1/8 width: 1.1x and 1.0x). The loops that backpropagate (training, trigger recoveries, BAERASE's unlearning,
-    the attacks' trigger optimisation) run inside it. A model with no 4-D weight, or one already in channels-last
-    layout, is left as it is, and so is a model on the CPU with a strided 1x1 convolution (:func:`nhwc_unsafe`).
+    the CPU, tensor-core friendly ones on CUDA); ``python -m unlearnlib bench --layout`` measures what that buys on
+    your machine (docs/decisions/0012-cpu-speed.md). The loops that backpropagate (training, trigger recoveries,
+    BAERASE's unlearning, the attacks' trigger optimisation) run inside it. A model with no 4-D weight, or one
+    already in channels-last layout, is left as it is, and so is a model on the CPU with a strided 1x1 convolution
+    (:func:`nhwc_unsafe`).
     """
     four_d = [t for t in (*model.parameters(), *model.buffers()) if t.dim() == 4]
     if not four_d or all(t.is_contiguous(memory_format=torch.channels_last) for t in four_d) or nhwc_unsafe(model):

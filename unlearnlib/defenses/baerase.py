@@ -5,43 +5,22 @@ Stage 1, recovery (:mod:`unlearnlib.recovery.mesa`, :mod:`unlearnlib.recovery.ta
 
     L(θ) = α · CE(f_θ(x), y) − min( CE(f_θ(Π(x, G(z))), t), τ ) + λ · ‖θ − θ0‖₁          (BAERASE loss)
 
-on the defender's clean images, with fresh ``G(z)`` for every image. What is ours, not the authors' code:
+on the defender's clean images, with fresh ``G(z)`` for every image and triggered copies of non-target images only.
+What is ours, not the authors' code:
 
-- the ascent term is *bounded* per sample at ``τ`` (default 5: stop pushing an image once its target
-  probability is below ``e^-5`` ≈ 0.7%; ``None`` gives ``log K``, stop at chance, which on mnist5k leaves ~7-10% of
-  *test* images still firing: the 140 unlearning images sit just past chance and the test images do not follow).
-  Unbounded ascent keeps increasing the loss by driving triggered images into whatever other class is easiest
-  -- RGA reports the backdoor moving to another class, and on mnist5k
-  accuracy collapses (chapter 3 shows it);
-- triggered copies are made of non-target images only (a triggered image of class ``t`` is correctly ``t``);
-- the stop rule is a defender-side proxy: stop once at most ``stop_live`` of the held-out defender images, stamped
-  with fresh generated triggers, still give the target a probability above ``e^-τ`` -- i.e. once the bounded ascent
-  has nothing left to do on data it never trained on -- and the clean outputs on those held-out images are back to
-  the original model's (KL below ``kl_stop``; the anchor repairs collateral damage once the ascent saturates). The
-  released code stops on the *true* trigger's ASR, an oracle a defender does not have. The plain proxy ASR
-  (argmax = t) is also recorded, but it reaches 0 long before the backdoor is gone from the test set, so it is
-  not the stop rule;
-- the classifier stays in eval mode while unlearning (BatchNorm statistics are not re-estimated on ~100 images);
-- the clean term defaults to ``α · KL(f_θ0(x) ‖ f_θ(x))`` (keep the original model's answers) instead of the
-  paper's ``α · CE(f(x), y)`` (``anchor="ce"``): fitting labels of ~140 images overfits and cost 1.5-3 points
-  of accuracy on mnist5k before any unlearning happened;
-- the optimiser is Adam at lr 1e-3 (paper: SGD lr 1e-4, momentum 0.9; ours before the robustness grid: SGD lr 1e-3;
-  ``optimizer="sgd"`` keeps it): on a network with BatchNorm and global average pooling (the grid's ``small-bn``)
-  the triggered images' features are many times larger than the clean ones, SGD's steps scale with them, and the
-  first epoch either diverged (NaN: 13 of grid seed 0's 27 ``small-bn`` cells) or collapsed the model to one class
-  (accuracy -62 to -87 points on the other 14; -29 to -87 on the planted ones with the conv steps rescaled by the
-  BatchNorm scales, the BatchNorm weights frozen); Adam's steps are normalised per weight. Chosen on grid seed 0,
-  the 60 cells without repair, the same recoveries: asr <= 2% with accuracy drop <= 1.5 points on 19 cells (SGD
-  13), no error, the MLP's Blended backdoors removed (SGD left asr ~100% on 5);
-  Adam at lr 3e-4: 14 cells; Adam with the paper's α = 100: 16 (asr <= 2% on 16 cells against 26 at α = 10).
-  Judged on grid seed 1 through the grid runner (``bench --grid robustness --grid-seed 1 --defenses baerase
-  baerase+repair``): ``baerase`` 8.3 -> 15.0% success, ``baerase+repair`` 23.3 -> 30.0% (errors 10 -> 0);
-- mnist5k budgets and scales: α = 10 (paper 100) with lr 1e-3 (paper 1e-4) -- with 140 images per epoch the
-  paper's pair makes ~50 ascent steps of size 1e-4 that leave the backdoor in place; generator width 256 (paper
-  2048), 60 generator steps of Adam lr 1e-3 (paper 2e-4 for 10 epochs over 2,500 images); the target search's
-  per-class generators 20 steps at lr 3e-3 (:mod:`unlearnlib.recovery.target_search`);
-- CPU threads: every core by default (``threads=None``). Measured on the 2-core CPU of this book, quiet: the
-  whole defense (batched recovery + unlearning) took 11.7 s on 2 threads and 18.9 s on 1 (BadNets, seed 0).
+- the ascent is *bounded* per sample at ``τ`` (``ascent_bound=5``: stop pushing an image once its target
+  probability is below ``e^-5``); unbounded, it drives triggered images into whatever class is easiest;
+- the stop rule is a defender-side proxy: at most ``stop_live`` of the held-out images, stamped with fresh
+  generated triggers, still give the target a probability above ``e^-τ``, and the held-out clean outputs are back
+  to the original model's (KL below ``kl_stop``). The released code stops on the true trigger's asr, an oracle;
+- the classifier stays in eval mode (BatchNorm statistics are not re-estimated on ~100 images);
+- the clean term is ``α · KL(f_θ0(x) ‖ f_θ(x))`` (``anchor="kl"``) instead of the paper's ``α · CE(f(x), y)``;
+- Adam at lr 1e-3 (``optimizer="adam"``; the paper's SGD lr 1e-4, momentum 0.9 is ``optimizer="sgd"``);
+- mnist5k budgets: α = 10 (paper 100), generator width 256 (paper 2048), 60 generator steps of Adam at lr 1e-3,
+  the target search's per-class generators 20 steps at lr 3e-3;
+- every CPU core by default (``threads=None``).
+
+Why these defaults: docs/decisions/0008-baerase-unlearning.md.
 """
 
 from __future__ import annotations
@@ -249,13 +228,16 @@ class BAErase(Defense):
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
-    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"best"`` unlearns the kind
-    whose triggers reach the target most often; ``"all"`` every kind that reaches it on a quarter of the held-out
-    images, as the blind edit does (:class:`~unlearnlib.defenses.agme.Agme`). Tried for BAERASE and not adopted:
-    on grid seed 0 (60 cells, the same recoveries) ``baerase+repair`` succeeded on 19 -> 21 cells, but on the held-out
-    grid seed 1 on 20 -> 18, with the target class within 3 points of its accuracy on 56 -> 48 cells (``baerase``
-    alone: 7 -> 6 and 10 -> 9 cells, target drop <= 3 in 29 -> 23 and 25 -> 21). Our reading: where the blend is
-    kept beside the patch, the gradient ascent on it also pushes away what the target class shares with it.
+    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"best"`` (default) unlearns
+    the kind whose triggers reach the target most often; ``"all"`` every kind that reaches it on a quarter of the
+    held-out images, as the blind edit does (:class:`~unlearnlib.defenses.agme.Agme`). ``threads``: CPU threads
+    (None: every core).
+
+    Example::
+
+        result = BAErase()(model, unseen, num_classes=10)  # result.target: the class it found
+
+    Why these defaults: docs/decisions/0008-baerase-unlearning.md.
     """
 
     name = "baerase"

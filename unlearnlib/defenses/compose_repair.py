@@ -1,173 +1,26 @@
 """Repair as a step of its own: give the target class back after ANY unlearning defense, from the unseen samples.
 
-Why: an unlearning defense removes the behaviour of a trigger T̂ it recovered (or was given). A recovered trigger
-carries target-class features, so unlearning it also pushes clean images of the target class t away from t: their
-target_acc drops while the other classes keep theirs. Repair restores what unlearning took, and only that.
+A recovered trigger T̂ carries target-class features, so unlearning it also pushes clean images of the target class
+t away from t. Mechanism *[ours]*: a closed-form edit of the unlearned model f1 toward the original model f0's
+outputs on the defender's unseen samples D (each also shifted by a few pixels, ``augment``; D_t of class t, D_n the
+others). On the output layer only the target's row changes, its bias folded in (``w = [w | b]``, ``k = [k; 1]``):
 
-Mechanism *[ours]*: closed-form edits of the unlearned model, toward the ORIGINAL model's outputs on the defender's
-unseen samples, with the triggered keys held no higher than their cleaned values. Let f0 be the model before
-unlearning, f1 the model after it, D the unseen samples (each also shifted by a few pixels, ``augment``), D_t those
-of class t and D_n the others. The repaired layer is the output layer by default (``layers`` may list more, e.g. the
-late edit layer first: they are then edited one after the other in forward order, each with the keys of the model
-repaired so far). On the output layer only the target's row changes: with w1 (its row in f1, bias folded in), k(x)
-the layer's input there, and v0(x) f0's target logit on x,
+    min_w'  a sum_{x in D_t} (w' k(x) - v0(x))^2  +  sum_{x in D_n} (w' k(x) - v0(x))^2
+              + h sum_{x in D_n, r} (w' k(T̂_r(x)) - min(v0(x), w1 k(T̂_r(x))))^2  +  mu ||w' - w1||^2        (repair)
 
-    min_w'  a sum_{x in D_t} (w' k(x) - v0(x))^2                          (give t back: f0's target logit)
-              + sum_{x in D_n} (w' k(x) - v0(x))^2                          (the other clean images: f0's too)
-              + h sum_{x in D_n, r} (w' k(T̂_r(x)) - min(v0(x), w1 k(T̂_r(x))))^2       (triggered keys held down)
-              + mu ||w' - w1||^2                                                                       (repair)
+with w1 the target's row in f1, k(x) the layer's input and v0(x) f0's target logit, solved by
+:func:`~unlearnlib.ml.edit.ridge_solve`. A triggered image is held no higher than unlearning left it *[ours]*
+(``hold="lower"``; ``"cleaned"``: at v0 alone). ``T̂_r`` are ``draws`` applications of each trigger held: the one the
+unlearning used and every other recovered kind that fires (``repair_hold_kinds="firing"`` *[ours]*). A hidden layer
+named in ``layers`` is solved whole, toward f0's outputs there, its triggered keys at their cleaned values.
 
-and every other row keeps f1's weights. A hidden layer in ``layers`` has no class rows: all its rows are solved
-the same way, toward f0's outputs W0 k0(x) at that layer. Both are solved by
-:func:`~unlearnlib.ml.edit.ridge_solve` (its (residual) form, rows scaled by the square roots of the
-weights). Clean images carry no trigger, so f0's outputs on them are clean behaviour; a triggered image is sent to
-f0's output on the same image without the trigger -- its cleaned value, the AGME edit's own target -- or, where
-unlearning left its target logit lower than that, to the unlearned value *[ours]*: the repair may give the target
-class back, but it never aims a triggered image's target score above what unlearning left it (a least-squares
-target, not a hard bound: the tests and the grid measure what it gives). ``T̂_r`` are ``draws``
-applications of each trigger held: the one the unlearning used and, by default, every other recovered kind that
-reaches the target (below; a recovered trigger *distribution* draws fresh patches each time).
-A hidden layer in ``layers`` has no target logit: its triggered keys go to the cleaned values.
+Defaults *[ours]*: the output layer, a = ``keep_weight`` = 100, h = ``hold_weight`` = 1, ``mu`` = 1, ``draws`` = 4.
+No label beyond the defender's own, no training data, no true trigger unless the inner defense is given it (then
+the target is the class it sends the unseen samples to in f0). ``<defense>+repair`` (:func:`compose_repair`) exists
+for every ``repairable`` defense (``baerase``, ``nc-unlearn``, ``agme``, ``agme-bdk``); its info adds
+``defender_target_acc`` before / after unlearning / after repair (in-sample, on D_t).
 
-Why the lower of the two *[ours]*: T̂ is the recovered trigger, not the attacker's. Where unlearning took the
-backdoor out by lowering the target score (BAERASE fine-tunes every layer), the attacker's trigger still moves the
-features the same way, and pulling the target row back to f0's clean behaviour, with T̂'s images only as high as a
-clean image, gave part of the backdoor back: after ``baerase`` on grid seed 0, 12 of the 26 cells that unlearning
-had left at asr <= 2% went over 2% after the repair (WaNet up to 25%), and on grid seed 1 the repair raised the asr
-by 10 points or more in 16 of the 60 cells (0.4% -> 23.6% on g1c023). Held at the lower value, T̂'s images keep the
-low target score unlearning gave them, and the row can only lift what sets the target class apart. Chosen on grid
-seed 0 (``baerase``, the same unlearned models for every variant, all 60 cells): success 11 -> 19 cells, asr <= 2%
-15 -> 25, target drop <= 3 in 56 -> 54, the cells pushed over 2% by the repair 12 -> 4; a heavier hold (h = 10 at
-the cleaned value) gave 15, h = 3 / 10 with the lower value 19 / 17, and holding the clean non-target images at the
-lower value too 19 (target drop <= 3 in 51). Judged on grid seed 1 through the grid runner (``bench --grid
-robustness --cells 60 --grid-seed 1 --defenses baerase+repair nc-unlearn+repair agme+repair agme-bdk+repair``;
-before: the same compositions' last runs, judged by the same rule): ``baerase+repair`` succeeds in 31.7 -> 38.3% of
-the cells (pushed over 2% by the repair: 15 -> 9 of the 33 that unlearning left at <= 2%; still raised by 10 points
-or more: 16 -> 14, most of them WaNet or a backdoor unlearning removed only in part -- T̂ is a patch or a blend and
-holds no warp down), ``nc-unlearn+repair`` 20.0 -> 20.0%, ``agme+repair`` 41.7 -> 41.7%, ``agme-bdk+repair`` 78.3 ->
-75.0% (two small-bn cells one and two test images of the target class past the bound: where the known trigger was
-edited out, its keys are close to clean ones and holding them down also holds back part of the lift); target drop <=
-3 after the repair in 59 / 49 / 55 / 57 -> 57 / 47 / 54 / 55 of the 60 cells. On grid seed 0, ``agme-bdk+repair``
-succeeds in 50 of 60 cells either way.
-
-Tried after the blind edit and not adopted (grid seed 0, 60 cells, ``agme+repair``, each variant repairing the same
-edited models; success / asr <= 2% / target drop <= 3 / asr raised by more than a point, as
-:func:`~unlearnlib.evaluation.robustness.repair_stages` counts them): the default 18 / 19 / 55 / 7 cells (the edit
-alone: 51 within the target bound; five of the seven raised are BatchNorm cells, whose edit and repair change the same
-output layer); the clean images of the other classes held at the lower value too 20 / 22 / 50 / 1 (the repair gives the
-class nothing back and becomes a second unlearning); a = 10: 18 / 22 / 53 / 3; h = 10: 16 / 22 / 51 / 3; mu = 10: 18 /
-18 / 56 / 7; no repair where the defender's shifted target-class images kept their top-1: 17 / 18 / 54 / 4; dropping any
-step of the row back along the unlearning's change to it: the default on every cell (the repair never stepped back along
-it).
-
-Tried and not adopted, the (lift) *[ours]* (``repair_lift="needed"``, :func:`needed_lift`; the default ``"full"``
-is the repair above): the target's row moves along its change only as far as the defender's shifted target-class
-images need to be classified as in f0 (or as with the whole change, where that is fewer). Through the grid runner,
-the same models, 60 cells (``--defense-param <defense>+repair:repair_lift=needed``), default -> lift:
-``agme-bdk+repair`` grid seed 0 50 -> 53 successes (target drop <= 3 in 55 -> 58; on most cells the step was 0:
-the defender's images had lost nothing), held-out grid seed 1 48 -> 46 (58 -> 56); ``baerase+repair`` grid seed
-0 20 -> 19 (asr raised by the repair on 13 -> 8 cells, target drop <= 3 in 53 -> 48), grid seed 1 22 -> 19 (13 ->
-10; 51 -> 44). Fewer raised cells, paid for with the target class: five images of it (and their shifted copies)
-say too little of what the test images lost -- on the held-out cells it gave up (BatchNorm Blended cells, g1c009
-and g1c034) it stopped once the defender's images were classified as with the whole repair (steps 0.32 and 0),
-and the target class's test images stayed 4 points down, where the whole repair had given them back. The plain
-gate (no repair where the defender's five target images kept their accuracy), simulated on the same
-``agme-bdk+repair`` records: 50 -> 52 and 48 -> 47.
-
-What the repair gives back and what it raises on the held-out grid seed 1 (60 cells, the defaults,
-:func:`~unlearnlib.evaluation.robustness.repair_stages`; ``bench --grid robustness --cells 60 --grid-seed 1 --defenses
-<defense>+repair``): cells within the target bound after unlearning -> after the repair, cells whose asr the repair
-raised by more than a point, cells it pushed over 2%, the largest rise:
-
-    =====================  ============  ======  ======  ==========================
-    composition            target ok     raised  pushed  largest rise (points)
-    =====================  ============  ======  ======  ==========================
-    ``agme-bdk+repair``    55 -> 58      0       1       0.7 (g1c025)
-    ``agme+repair``        51 -> 56      3       1       14.2 (g1c000)
-    ``baerase+repair``     25 -> 51      13      6       18.0 (g1c023)
-    ``nc-unlearn+repair``  17 -> 48      15      8       20.1 (g1c047)
-    =====================  ============  ======  ======  ==========================
-
-After the edits the repair changes one row of a layer the edit barely touched (with backdoor knowledge) or the same
-output layer (the blind edit on the BatchNorm network: all three raised cells are its WaNet cells). After the
-gradient-based unlearning, which changes every layer, it raised the asr on about a quarter of the cells, by 10
-points or more on 4 (``baerase``) and 5 (``nc-unlearn``): the recovered trigger it holds down is not the
-attacker's, and lifting the target's row lifts what the two share. The repair never bringing the backdoor back is
-not met there.
-
-Which triggers are held *[ours]*: the one the unlearning used and every other kind of recovered trigger that reaches
-the target on at least :data:`~unlearnlib.recovery.target_search.KEEP_RATE` of the held-out images
-(``repair_hold_kinds="firing"``, :attr:`~.base.DefenseResult.also_fires`). BAERASE unlearns the kind that fires most
-often, mostly the faint blend, and on a patch backdoor the attacker's patch then survives in part; lifting the
-target's row lifted it back (g0c050, IMC on the BatchNorm network: 35% asr after unlearning, 91% after the repair;
-10% with the patch held too). Holding the recovered patch too keeps its keys at the lower value. Chosen on grid seed
-0 and judged on grid seed 1 (60 cells each, the same unlearned models, ``--defense-param
-baerase+repair:repair_hold_kinds=used`` for the earlier default), ``baerase+repair``, used -> firing:
-
-    ==========================================  =====================  =====================
-    (cells of 60)                               grid seed 0 (tuning)   grid seed 1 (held out)
-    ==========================================  =====================  =====================
-    success                                     19 -> 20               20 -> 22
-    asr <= 2%                                   25 -> 26               24 -> 27
-    asr median (%)                              4.1 -> 2.9             3.8 -> 2.7
-    asr raised by the repair (> 1 point)        24 -> 13               29 -> 13
-    ... by 10 points or more                    11 -> 3                16 -> 4
-    pushed over 2% by the repair                5 -> 4                 7 -> 6
-    target drop <= 3 after the repair           53 -> 53               56 -> 51
-    worst target drop (points)                  6 -> 7                 10 -> 11
-    ==========================================  =====================  =====================
-
-The cost is the target class on a few cells (held out: five more over its bound, by 1-5 points); our reading: the
-recovered patch carries target-class strokes too, and holding its images down holds back part of the lift. The other
-compositions hold what they held before: the blind edit already unlearns every kind that fires, Neural Cleanse
-recovers one trigger per class and the edit with backdoor knowledge is given the trigger.
-
-The bias is folded into the weight (``w = [w | b]``, ``k = [k; 1]``) *[ours]*: gradient-based unlearning
-shifts the output biases too. The clean images of the other classes are pulled to f0's outputs as well, not held at
-f1's *[ours]*: held at f1's outputs (with the triggered keys), they also hold every shift of the target's logit that
-unlearning made (a planted toy whose unlearning lowered the target's bias got only 87-91% of its 99% target_acc back
-so, for any a; with the triggered keys alone at the lower value, 96%: there the true trigger was edited out, so its
-keys are close to clean ones).
-
-Why the output layer: its values are the logits, which mean the same thing whatever the unlearning changed upstream
--- a gradient-based defense (BAERASE, Neural Cleanse unlearning) changes every layer, so a hidden layer's original
-values would be read by a different downstream network. Measured (badnets, target 3, 5% poison, seed 0, ``nc-unlearn``:
-target_acc 93% -> 85% after unlearning): the output layer alone gave it back (94%), the late layer then
-the output layer did not (89%), both with the other classes and triggered keys held at f1's outputs.
-
-Why the target's row alone, and h = 1 *[ours]* (the repair solved every row with h = 10 before the robustness grid):
-the repair exists to give back one class's score. Refitting all ten rows to f0 from a few dozen images also refits
-the classes unlearning never touched, and a heavy weight on the recovered trigger's keys fits an approximation of
-the trigger more closely than the clean images; both cost accuracy on test images. Chosen on grid seed 0 (a sweep
-of a, h and mu, all rows or the target's, on the same unlearned models) and judged on grid seed 1, 60 cells each,
-after ``agme`` / ``agme-bdk`` (grid seed 1 through the grid runner: ``bench --grid robustness --grid-seed 1
---defenses agme+repair agme-bdk+repair``); all rows with h = 10 -> the target's row with h = 1:
-
-    =============  ==============================  ==============================
-    after          grid seed 0 (tuning)            grid seed 1 (held out)
-    =============  ==============================  ==============================
-    ``agme``       success 25.0 -> 25.0%,          success 23.3 -> 30.0%,
-                   median acc drop 1.45 -> 0.60,   median acc drop 1.2 -> 0.6,
-                   target drop <= 3: 75 -> 90%     target drop <= 3: 80 -> 87%
-    ``agme-bdk``   success 65.0 -> 70.0%,          success 66.7 -> 71.7%,
-                   target drop <= 3: 83 -> 88%     target drop <= 3: 85 -> 92%
-    =============  ==============================  ==============================
-
-(``agme`` as it was then, one key per unseen image; with its shifted keys, :class:`~.agme.Agme`, ``agme+repair``
-succeeds in 35.0% of grid seed 1's cells.) On grid seed 0 the repair after ``agme-bdk`` still does worse than none
-(78.3% success unrepaired): where the known trigger's edit took nothing from the target class the repair can only
-add noise. Other weights *[ours]*: a = 100, mu = 1 (the nc-unlearn setting above: a = 10 gave 87%, a = 100 92%,
-the asr 0.7-0.8% either way, down from 8.7%). The asr after repair is measured on the test set by the experiment
-(never by the defense). No label beyond the defender's own, no training data, no true trigger unless the
-unlearning defense is given it (``agme-bdk``; its target is then the class the known trigger sends the unseen
-samples to in f0).
-
-The composition: ``<defense>+repair`` for every unlearning defense (one that recovers, or is given, a trigger and
-a target: ``baerase``, ``nc-unlearn``, ``agme``, ``agme-bdk``), built by :func:`compose_repair`. Its info holds
-the inner defense's info, the repair's, and the defender-side target-class accuracy ``defender_target_acc``
-before / after unlearning / after repair (in-sample: measured on D_t itself); the test-set
-target_acc of the three models is added by :func:`unlearnlib.experiment.run_defense`, which evaluates the
-intermediate model :attr:`DefenseResult.unlearned`.
+Why these defaults: docs/decisions/0009-repair-step.md.
 """
 
 from __future__ import annotations
@@ -191,13 +44,6 @@ from .base import Defense, DefenseResult
 
 HOLD_KINDS = ("used", "firing")  # the triggers held: the one unlearning used, or every recovered kind that fires
 HOLDS = ("lower", "cleaned")  # the triggered keys' target value: the lower of cleaned / unlearned, or cleaned alone
-LIFTS = ("needed", "full")  # how far the target's row moves toward its solution: what the target images need, or all
-
-
-def check_lift(lift: str, name: str = "lift") -> str:
-    """``lift`` checked against :data:`LIFTS` (the error names the parameter ``name``)."""
-    return check_choice(lift, LIFTS, name, "how far the target's row moves: only as far as the defender's "
-                        "target-class images need, or to the repair's solution")
 
 
 def check_hold(hold: str, name: str = "hold") -> str:
@@ -249,23 +95,6 @@ def _ones(keys: torch.Tensor) -> torch.Tensor:
     return torch.cat([keys, keys.new_ones(len(keys), 1)], 1)
 
 
-def needed_lift(logits1: torch.Tensor, logits_full: torch.Tensor, logits0: torch.Tensor, target: int) -> float:
-    """*[ours]* The (lift): the smallest step ``g`` in [0, 1] along the target row's change ``w1 -> w'`` after which
-    as many of the defender's target-class images (logits ``logits1`` in f1, ``logits_full`` with the whole
-    change, ``logits0`` in f0; only the target's logit differs between the first two) are classified ``target``
-    as in f0 or with the whole change, whichever is fewer. The target logit is linear in ``g``, so each image's
-    threshold is exact: ``g_i = (max_{c != t} l1_c - l1_t) / (l'_t - l1_t)``. 0 when f1 already keeps them."""
-    l1t = logits1[:, target]
-    others = torch.cat([logits1[:, :target], logits1[:, target + 1:]], 1).max(1).values
-    need = min(int((logits0.argmax(1) == target).sum()), int((logits_full.argmax(1) == target).sum()))
-    if need == 0:
-        return 0.0
-    d = logits_full[:, target] - l1t
-    g = torch.where(l1t > others, torch.zeros_like(d), torch.where(
-        d > 0, (others - l1t) / d.clamp_min(1e-12), torch.full_like(d, float("inf"))))
-    return float(min(1.0, torch.sort(g).values[need - 1].item() * 1.001 + 1e-6))  # just past each threshold
-
-
 def repair_layers(model: nn.Module, num_classes: int, layers: str | list[str] | None = None) -> list[str]:
     """The layers the repair edits, in forward order: ``layers`` if given, else the output layer
     (:func:`output_layer`)."""
@@ -279,8 +108,7 @@ def repair_layers(model: nn.Module, num_classes: int, layers: str | list[str] | 
 def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: TriggerArg, target: int, *,
            layers: str | list[str] | None = None, keep_weight: float = 100.0, hold_weight: float = 1.0,
            mu: float = 1.0, draws: int = 4, augment: bool = True,
-           hold: str = "lower", also_hold: Sequence[TriggerArg] = (),
-           lift: str = "full") -> tuple[nn.Module, dict[str, Any]]:
+           hold: str = "lower", also_hold: Sequence[TriggerArg] = ()) -> tuple[nn.Module, dict[str, Any]]:
     """The (repair) edit of ``unlearned``, IN PLACE (callers pass a copy), layer after layer in forward order, each
     with the keys of the model repaired so far; returns it and an info dict. On the output layer only the
     ``target``'s row (and bias) changes; a hidden layer named in ``layers`` is solved whole.
@@ -288,8 +116,7 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
     ``keep_weight`` is a, ``hold_weight`` h, ``mu`` the pull to the unlearned weights; ``hold="lower"`` holds the
     triggered keys' target logit at min(cleaned, unlearned), ``"cleaned"`` at the cleaned value alone (the first
     version, for comparison); ``also_hold``: more triggers whose keys are held the same way (each with ``draws``
-    applications); ``lift="needed"`` moves the target's row only as far as :func:`needed_lift` says, ``"full"``
-    to the solution; ``original`` is f0 (not modified; same architecture). Raises if ``unseen`` has no sample of
+    applications); ``original`` is f0 (not modified; same architecture). Raises if ``unseen`` has no sample of
     ``target``."""
     for name, v in (("keep_weight", keep_weight), ("hold_weight", hold_weight), ("mu", mu)):
         check_number(v, name)
@@ -297,7 +124,6 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
         raise ValueError(f"keep_weight must be > 0 (the weight of the target-class keys), got {keep_weight!r}")
     check_positive_int(draws, "draws")
     check_hold(hold)
-    check_lift(lift)
     with torch.no_grad():
         num_classes = int(original(unseen.x[:1]).shape[1])
     check_class(target, num_classes, "target")
@@ -310,7 +136,7 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
     xt, xn = aug(unseen.x[is_t]), aug(unseen.x[~is_t])
     holds = [trigger, *also_hold]
     xtrig = torch.cat([apply_trigger(t, xn) for t in holds for _ in range(draws)]) if len(xn) else xn
-    a, solve_seconds, n_keep, gamma = float(keep_weight), 0.0, 0, 1.0
+    a, solve_seconds, n_keep = float(keep_weight), 0.0, 0
     heads = _heads(unlearned, num_classes)
     for name in names:
         head, head0 = get_layer(unlearned, name), get_layer(original, name)
@@ -336,16 +162,6 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
         t0 = time.perf_counter()
         new_w = ridge_solve(w1, kc, vc, kc[:0], 1.0, float(mu))
         solve_seconds += time.perf_counter() - t0
-        if is_head and lift == "needed":  # [ours] the (lift): only as far as the target images need
-            kt = keys[0] / sa
-            w1_all = torch.cat([weight_matrix(head), _bias(head)[:, None]], 1)
-            logits1 = kt @ w1_all.T
-            logits_full = logits1.clone()
-            logits_full[:, rows] = kt @ new_w.T
-            logits0 = _ones(layer_keys(original, head0, xt)) @ torch.cat(
-                [weight_matrix(head0).float(), _bias(head0)[:, None]], 1).T
-            gamma = needed_lift(logits1, logits_full, logits0, target)
-            new_w = w1 + gamma * (new_w - w1)
         with torch.no_grad():
             head.weight[rows] = new_w[:, :-1].reshape(head.weight[rows].shape).to(head.weight.dtype)
             if head.bias is not None:
@@ -356,7 +172,6 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
                               else "all",
                               "keep_weight": a, "hold_weight": float(hold_weight), "repair_mu": float(mu),
                               "repair_draws": draws, "repair_hold": hold, "repair_augment": augment,
-                              "repair_lift": lift, "repair_gamma": gamma,
                               "repair_held_triggers": len(holds),
                               "repair_solve_seconds": solve_seconds,
                               "repair_seconds": time.perf_counter() - start}
@@ -367,15 +182,15 @@ class Repaired(Defense):
     :func:`compose_repair`). Repair parameters: ``keep_weight``, ``hold_weight``, ``repair_mu``, ``draws``,
     ``augment_repair``, ``repair_layers``, ``repair_hold`` (:func:`repair`'s ``hold``), ``repair_hold_kinds``
     (``"firing"``: hold the trigger the unlearning used and every other recovered kind that reaches the target,
-    :attr:`DefenseResult.also_fires`, *[ours]*; ``"used"``: that trigger alone, the earlier default),
-    ``repair_lift`` (:func:`repair`'s ``lift``); every other argument goes to the inner defense."""
+    :attr:`DefenseResult.also_fires`, *[ours]*; ``"used"``: that trigger alone); every other argument goes to the
+    inner defense."""
 
     inner: str = ""
     shareable = False  # its inner defense's run is what is shared (Defense.__call__)
 
     def __init__(self, keep_weight: float = 100.0, hold_weight: float = 1.0, repair_mu: float = 1.0,
                  draws: int = 4, augment_repair: bool = True, repair_layers: str | list[str] | None = None,
-                 repair_hold: str = "lower", repair_hold_kinds: str = "firing", repair_lift: str = "full",
+                 repair_hold: str = "lower", repair_hold_kinds: str = "firing",
                  **kw: Any) -> None:
         for name, v in (("keep_weight", keep_weight), ("hold_weight", hold_weight), ("repair_mu", repair_mu)):
             check_number(v, name)
@@ -396,7 +211,6 @@ class Repaired(Defense):
         self.repair_kwargs = {"keep_weight": float(keep_weight), "hold_weight": float(hold_weight),
                               "mu": float(repair_mu), "draws": check_positive_int(draws, "draws"),
                               "augment": augment_repair, "hold": check_hold(repair_hold, "repair_hold"),
-                              "lift": check_lift(repair_lift, "repair_lift"),
                               "layers": None if repair_layers is None else
                               [repair_layers] if isinstance(repair_layers, str) else list(repair_layers)}
 

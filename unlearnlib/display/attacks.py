@@ -83,7 +83,7 @@ def plot_poison_sweep(sweep: Mapping[str, Mapping[float, Mapping[str, float]]], 
     """asr and accuracy (%) of backdoored models against the poison ratio, one line per trigger: ``sweep[name]
     [ratio]`` is a model's metrics (:attr:`unlearnlib.experiment.Scenario.before`); ``clean_acc`` (a fraction) is
     the clean model's accuracy, drawn as the reference line, and ``planted`` (a fraction, e.g.
-    :data:`unlearnlib.evaluation.rule.PLANTED_ASR`) the asr a planted backdoor reaches. A trigger the network can tell
+    :data:`unlearnlib.attacks.ATTACKER_ASR`) the asr a planted backdoor reaches. A trigger the network can tell
     from the digits gains asr at little cost in accuracy; one it cannot gains asr only by sending clean digits to
     the target too."""
     fig, (a0, a1) = plt.subplots(1, 2, figsize=style.figsize(2.8))

@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..core.cache import atomic_write
-from ..evaluation.rule import ACC_DROP_MAX, ASR_MAX, TARGET_ACC_DROP_MAX
+from ..evaluation.rule import ACC_DROP_MAX, ASR_MAX, TARGET_ACC_DROP_MAX, wilson
 from . import style
 from .style import MARKERS
 
@@ -125,32 +125,36 @@ def plot_scaling(scaling: pd.DataFrame, machine: str, ax: Any = None) -> Any:
 
 def plot_robustness(judged: pd.DataFrame, axes: Any = None) -> Any:
     """The robustness grid (:func:`unlearnlib.evaluation.rule.judged` rows) per defense, in four panels: the success
-    rate, and one dot per cell of asr, acc drop and target_acc drop (the bar: the median; dotted: the bound), so
-    the median and the worst case read off each panel."""
+    rate over the planted cells with its 95% Wilson interval, and one dot per planted cell of asr, acc drop and
+    target_acc drop (the bar: the median; dotted: the fixed bound -- the asr bound is higher where the clean model's
+    own rate is), so the median and the worst case read off each panel."""
     if axes is None:
-        _, axes = plt.subplots(1, 4, figsize=style.figsize(3.2), sharey=True, layout="constrained")
-    missing = {"defense", "status", "success", "asr", "acc_drop", "target_acc_drop"} - set(judged.columns)
+        _, axes = plt.subplots(1, 4, figsize=style.figsize(3.4), sharey=True, layout="constrained")
+    missing = {"defense", "status", "success", "planted", "asr", "acc_drop", "target_acc_drop"} - set(judged.columns)
     if missing:
         raise ValueError(f"judged must come from unlearnlib.evaluation.rule.judged; missing columns {sorted(missing)}")
-    rows = judged[judged["defense"] != "none"]
+    rows = judged[(judged["defense"] != "none") & judged["planted"]]
     defenses = list(dict.fromkeys(rows["defense"]))
     colors = {d: style.defense_colour(d, defenses) for d in defenses}
     ys = range(len(defenses))
-    rate = [100 * rows.loc[rows["defense"] == d, "success"].mean() for d in defenses]
-    axes[0].barh(ys, rate, color=[colors[d] for d in defenses])
-    for y, r in zip(ys, rate):
-        axes[0].annotate(f"{r:.0f}%", (r, y), xytext=(2, 0), textcoords="offset points", va="center", fontsize=9)
-    axes[0].set_xlim(0, 115)
-    axes[0].set_xlabel("success rate (%)")
+    for y, d in zip(ys, defenses):
+        ok = rows.loc[rows["defense"] == d, "success"]
+        lo, hi = wilson(int(ok.sum()), len(ok))
+        rate = 100 * ok.mean()
+        axes[0].errorbar(rate, y, xerr=[[rate - 100 * lo], [100 * hi - rate]], fmt="o", color=colors[d], capsize=3)
+        axes[0].annotate(f"{rate:.0f}%", (100 * hi, y), xytext=(3, 0), textcoords="offset points", va="center",
+                         fontsize=style.MIN_FONT_PT)
+    axes[0].set_xlim(0, 125)
+    axes[0].set_xlabel("success (%)")
     axes[0].set_yticks(list(ys), defenses)
     axes[0].invert_yaxis()
     panels = (("asr", "asr (%)", ASR_MAX), ("acc_drop", "acc drop (pt)", ACC_DROP_MAX),
-              ("target_acc_drop", "target_acc drop (pt)", TARGET_ACC_DROP_MAX))
+              ("target_acc_drop", "target drop (pt)", TARGET_ACC_DROP_MAX))
     for ax, (m, label, bound) in zip(axes[1:], panels):
         for y, d in zip(ys, defenses):
             v = 100 * rows.loc[(rows["defense"] == d) & (rows["status"] == "ok"), m].dropna()
             jitter = np.linspace(-0.25, 0.25, len(v)) if len(v) > 1 else np.zeros(len(v))
-            ax.scatter(v, y + jitter, s=9, color=colors[d], alpha=0.6, linewidths=0)
+            ax.scatter(v, y + jitter, s=7, color=colors[d], alpha=0.5, linewidths=0)
             if len(v):
                 ax.plot([v.median()] * 2, [y - 0.35, y + 0.35], color=style.BLACK, lw=1.5)
         ax.axvline(100 * bound, color=style.GREY, ls=":", lw=1)
@@ -161,13 +165,34 @@ def plot_robustness(judged: pd.DataFrame, axes: Any = None) -> Any:
         ax.set_xlabel(label)
         ax.grid(alpha=0.3, axis="x")
     n = rows["cell"].nunique() if "cell" in rows else len(rows) // max(1, len(defenses))
-    axes[0].set_title(f"{n} held-out cells", fontsize=9, loc="left")
+    axes[0].set_title(f"{n} planted cells", fontsize=style.MIN_FONT_PT, loc="left")
     return axes
+
+
+def plot_success_heatmap(by: pd.DataFrame, column: str, ax: Any = None) -> Any:
+    """Success over the planted cells per defense (rows) and value of ``column`` (``"attack"`` or ``"model"``;
+    columns), from :func:`unlearnlib.evaluation.robustness.success_by`: the colour is the rate, each square reads
+    ``successes/cells`` and the 95% interval."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=style.figsize(0.45 * by["defense"].nunique() + 1.2), layout="constrained")
+    defenses = list(dict.fromkeys(by["defense"]))
+    values = list(dict.fromkeys(by[column]))
+    grid = by.pivot(index="defense", columns=column, values="success_rate").reindex(index=defenses, columns=values)
+    im = ax.imshow(100 * grid.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for _, r in by.iterrows():
+        y, x = defenses.index(r["defense"]), values.index(r[column])
+        colour = style.BLACK if r["success_rate"] > 0.6 else "white"
+        ax.text(x, y, f"{r['successes']}/{r['n']}\n{100 * r['ci_low']:.0f}–{100 * r['ci_high']:.0f}%",
+                ha="center", va="center", fontsize=style.MIN_FONT_PT, color=colour)
+    ax.set_xticks(range(len(values)), values)
+    ax.set_yticks(range(len(defenses)), defenses)
+    ax.figure.colorbar(im, ax=ax, label="success (%)", fraction=0.04)
+    return ax
 
 
 def save_robustness_plot(judged: pd.DataFrame, path: Any) -> Any:
     """Write :func:`plot_robustness` to ``path`` (PNG, atomically); return the path."""
-    fig = Figure(figsize=style.figsize(3.2), layout="constrained")
+    fig = Figure(figsize=style.figsize(3.4), layout="constrained")
     plot_robustness(judged, axes=fig.subplots(1, 4, sharey=True))
     atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=120))
     return Path(path)

@@ -8,7 +8,16 @@ import pandas as pd
 
 from ..evaluation import robustness as rb
 from ..evaluation.comparison import RATES, SUMMARY
-from ..evaluation.rule import ACC_DROP_MAX, ASR_MAX, PLANTED_ASR, RAISE_MIN, TARGET_ACC_DROP_MAX, judged
+from ..evaluation.rule import (
+    ACC_DROP_MAX,
+    ASR_MAX,
+    FLOOR_MARGIN,
+    PLANTED_ASR,
+    RAISE_MIN,
+    TARGET_ACC_DROP_MAX,
+    TARGET_ALPHA,
+    judged,
+)
 from ..evaluation.scaling import machine
 from . import style
 
@@ -44,7 +53,7 @@ def _repair_markdown(df: pd.DataFrame) -> list[str]:
         return []
     lines = ["", "The repair step (target_acc drop and asr after unlearning -> after the repair; the repair must never "
              f"bring the backdoor back: cells whose asr it raised by more than {100 * RAISE_MIN:g} point, and those "
-             f"it pushed over {100 * ASR_MAX:g}%):", "",
+             f"it pushed over the asr bound):", "",
              "| defense | cells | target_acc drop median (points) | cells within the target bound | asr % median | "
              "asr raised (cells) | pushed over the asr bound (cells) | largest rise (points) |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
@@ -59,30 +68,33 @@ def _repair_markdown(df: pd.DataFrame) -> list[str]:
 
 
 def robustness_markdown(df: pd.DataFrame) -> str:
-    """The per-defense summary and the worst cells as markdown (rates and drops in percentage points)."""
+    """The per-defense summary (success over the planted cells with its 95% interval), success per architecture and
+    per attack, the repair stages and the worst cells, as markdown (rates and drops in percent and points)."""
     s = rb.summarise(df)
-    head = ["defense", "cells", "success %", "success % (planted)", "asr % median", "asr % worst",
-            "acc drop (points) median", "acc drop (points) worst", "target_acc drop (points) median",
-            "target_acc drop (points) worst"]
-    lines = [f"Success: asr <= {100 * ASR_MAX:g}%, acc drop <= {100 * ACC_DROP_MAX:g} points, target_acc drop <= "
-             f"{100 * TARGET_ACC_DROP_MAX:g} points vs the undefended model of the same cell.", "",
+    head = ["defense", "planted cells", "successes", "success %", "95% interval %", "unplanted unharmed %",
+            "asr % median", "asr % worst", "acc drop (points) median", "acc drop (points) worst",
+            "target_acc drop (points) median", "target_acc drop (points) worst"]
+    lines = [f"Success on a planted cell (asr >= {100 * PLANTED_ASR:g}% before any defense), against the undefended "
+             f"model of the same cell: asr <= max({100 * ASR_MAX:g}%, the clean model's rate + "
+             f"{100 * FLOOR_MARGIN:g} point), acc drop <= {100 * ACC_DROP_MAX:g} points, and no target_acc drop over "
+             f"{100 * TARGET_ACC_DROP_MAX:g} points that the one-sided exact McNemar test finds at p < "
+             f"{TARGET_ALPHA:g}. On unplanted cells, the two accuracy bounds alone.", "",
              "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for _, r in s.iterrows():
-        cells = f"{r['cells']}" + (f" ({r['failed']} failed)" if r["failed"] else "")
-        rates = (_pct(r["success_rate"]), _pct(r["success_rate_planted"]))
-        lines.append("| " + " | ".join([r["defense"], cells, *rates, *(
+        fails = f" ({r['failed']} failed)" if r["failed"] else ""
+        interval = "—" if pd.isna(r["ci_low"]) else f"{_pct(r['ci_low'])}–{_pct(r['ci_high'])}"
+        lines.append("| " + " | ".join([r["defense"], f"{r['planted']}{fails}", str(r["successes"]),
+                                       _pct(r["success_rate"]), interval, _pct(r["harmless_rate"]), *(
             _pct(r[f"{m}_{q}"]) for m in ("asr", "acc_drop", "target_acc_drop") for q in ("median", "worst"))]) + " |")
     ref = judged(df).drop_duplicates("cell")
-    unplanted = ref[~ref["planted"]]
-    lines += ["", f"Planted (asr >= {100 * PLANTED_ASR:g}% before any defense): {int(ref['planted'].sum())} of "
-              f"{len(ref)} cells" + ("; not planted: " + ", ".join(
-                  f"{r['cell']} ({r['model']}, {r['attack']}, asr {_pct(r['asr_before'])}%)"
-                  for _, r in unplanted.iterrows()) if len(unplanted) else "") + "."]
+    lines += ["", f"Planted: {int(ref['planted'].sum())} of {len(ref)} cells."]
     for by, what in (("model", "architecture"), ("attack", "attack")):
         t = rb.success_by(df, by)
-        lines += ["", f"Success % per {what} (cells in brackets):", "",
-                  "| defense | " + " | ".join(t.columns) + " |", "|---|" + "---:|" * len(t.columns)]
-        lines += ["| " + " | ".join([name, *(_pct(v) for v in row)]) + " |" for name, row in t.iterrows()]
+        lines += ["", f"Success % per {what} over its planted cells (successes / cells, 95% interval):", "",
+                  f"| defense | {by} | successes | cells | success % | 95% interval % |",
+                  "|---|---|---:|---:|---:|---|"]
+        lines += [f"| {r['defense']} | {r[by]} | {r['successes']} | {r['n']} | {_pct(r['success_rate'])} | "
+                  f"{_pct(r['ci_low'])}–{_pct(r['ci_high'])} |" for _, r in t.iterrows()]
     lines += _repair_markdown(df)
     w = rb.worst_cells(df)
     lines += ["", "Worst cells per defense (furthest from success):", "",

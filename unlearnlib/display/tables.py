@@ -6,11 +6,10 @@ Every function takes the grid's rows (:func:`unlearnlib.evaluation.grid.cells_fr
 
 - :func:`draws_table`: what one cell draws, from the sampler's constants;
 - :func:`cells_table`: the drawn scenarios;
-- :func:`overview`: per defense, the success rate and the median and worst of each metric;
-- :func:`by_table`: the success rate per architecture or per attack;
+- :func:`overview`: per defense, the success rate over the planted cells with its 95% interval, and the median and
+  worst of each metric;
 - :func:`worst_table`: the cells furthest from success, per defense;
 - :func:`failure_reasons`: per defense, which bound its failed cells broke;
-- :func:`against_goals`: the success rate beside the goal the project set for it (:data:`GOALS`);
 - :func:`repair_stages`: per ``<defense>+repair``, the target class and the asr after unlearning and after the
   repair, and the cells where the repair raised the asr;
 - :func:`against_tuning`: the tuning setting's cell (target 0, seed 0) beside the held-out cells.
@@ -27,10 +26,6 @@ import pandas as pd
 
 from ..evaluation import robustness as rb
 from ..evaluation import rule
-
-# The success rates the project set as goals for each defense on the held-out grid (fractions). agme-repair is the
-# best blind pipeline (the edit with the recovered trigger, then the repair re-solve).
-GOALS = {"agme-bdk": 0.95, "agme-repair": 0.90, "agme+repair": 0.90, "baerase": 0.80, "baerase+repair": 0.80}
 
 
 def _spread(values: Sequence[Any]) -> str:
@@ -65,27 +60,24 @@ def cells_table(specs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _pct_interval(lo: float, hi: float) -> str:
+    return "—" if pd.isna(lo) else f"{100 * lo:.0f}–{100 * hi:.0f}"
+
+
 def overview(df: pd.DataFrame) -> pd.DataFrame:
-    """:func:`unlearnlib.evaluation.robustness.summarise` with unit headers: per defense the cells, errors, planted
-    cells, the success rate (all cells, planted cells) and the median and worst asr, acc drop and target_acc drop."""
+    """:func:`unlearnlib.evaluation.robustness.summarise` with unit headers: per defense the planted cells, its
+    successes there, the success rate with its 95% interval, the share of unplanted cells it left unharmed, errors,
+    and the median and worst asr, acc drop and target_acc drop."""
     s = rb.summarise(df)
-    out = pd.DataFrame({"defense": s["defense"], "cells (count)": s["cells"], "errors (count)": s["failed"],
-                        "success (%)": 100 * s["success_rate"],
-                        "success, planted (%)": 100 * s["success_rate_planted"]})
+    out = pd.DataFrame({"defense": s["defense"], "planted cells (count)": s["planted"],
+                        "successes (count)": s["successes"], "success (%)": 100 * s["success_rate"],
+                        "95% interval": [_pct_interval(lo, hi) for lo, hi in zip(s["ci_low"], s["ci_high"])],
+                        "unplanted, unharmed (%)": 100 * s["harmless_rate"], "errors (count)": s["failed"]})
     for m, label, unit in (("asr", "asr", "%"), ("acc_drop", "acc drop", "points"),
                            ("target_acc_drop", "target_acc drop", "points")):
         for q in ("median", "worst"):
             out[f"{label}, {q} ({unit})"] = 100 * s[f"{m}_{q}"]
     return out
-
-
-def by_table(df: pd.DataFrame, by: str) -> pd.DataFrame:
-    """:func:`unlearnlib.evaluation.robustness.success_by` in percent, one column per value of ``by`` (``"model"`` or
-    ``"attack"``) headed ``value, N cells (%)``."""
-    t = 100 * rb.success_by(df, by)
-    t.columns = [re.sub(r" \((\d+)\)$", lambda m: f", {m[1]} cell{'' if m[1] == '1' else 's'} (%)", c)
-                 for c in t.columns]
-    return t.reset_index()
 
 
 def worst_table(df: pd.DataFrame, k: int = rb.WORST_PER_DEFENSE) -> pd.DataFrame:
@@ -108,31 +100,22 @@ def _error_line(error: Any, width: int = 60) -> str:
 
 
 def failure_reasons(df: pd.DataFrame) -> pd.DataFrame:
-    """Per defense (``none`` left out): the cells, the successes, and for the others which bound they broke --
-    ``error`` (the defense raised), ``asr``, ``acc drop``, ``target_acc drop`` (a cell counts under each bound
-    it broke, so the last three may add up to more than the failures)."""
+    """Per defense (``none`` left out), over the planted cells: the cells, the successes, and for the others which
+    bound they broke (:func:`unlearnlib.evaluation.rule.breaks`) -- ``error`` (the defense raised), ``asr``,
+    ``acc drop``, ``target_acc drop`` (a cell counts under each bound it broke, so the last three may add up to more
+    than the failures)."""
     d = rule.judged(df)
-    d = d[d["defense"] != "none"]
+    d = d[(d["defense"] != "none") & d["planted"]]
     rows = []
     for defense, sub in d.groupby("defense", sort=False):
         ok = sub[(sub["status"] == "ok") & ~sub["success"]]
-        rows.append({"defense": defense, "cells (count)": len(sub), "successes (count)": int(sub["success"].sum()),
+        rows.append({"defense": defense, "planted cells (count)": len(sub),
+                     "successes (count)": int(sub["success"].sum()),
                      "errors (count)": int((sub["status"] != "ok").sum()),
-                     **{f"{m.replace('_drop', ' drop')} over bound (count)": int(rule.over_bound(m, ok[m]).sum())
+                     **{f"{m.replace('_drop', ' drop')} over bound (count)": int(ok[f"breaks_{m}"].sum())
                         for m in rule.BOUNDS}})
     order = {n: i for i, n in enumerate(rb.summarise(df)["defense"])}  # the registry's order, as every table
     return pd.DataFrame(rows).sort_values("defense", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
-
-
-def against_goals(df: pd.DataFrame) -> pd.DataFrame:
-    """Per defense with a goal in :data:`GOALS`: the success rate on the grid, over the planted cells, and the
-    goal, all in percent."""
-    s = rb.summarise(df)
-    s = s[s["defense"].isin(GOALS)]
-    return pd.DataFrame({"defense": s["defense"], "cells (count)": s["cells"],
-                         "success (%)": 100 * s["success_rate"], "success, planted (%)": 100 *
-                         s["success_rate_planted"], "goal (%)": [100 * GOALS[n] for n in s["defense"]]}
-                        ).reset_index(drop=True)
 
 
 def repair_stages(df: pd.DataFrame) -> pd.DataFrame:
@@ -163,11 +146,13 @@ def against_tuning(df: pd.DataFrame, tuning: Mapping[str, Mapping[str, Any]]) ->
         if defense not in held.index:
             continue
         b, a = rec["before"], rec["after"]
-        drops = (a["asr"], b["acc"] - a["acc"], b["target_acc"] - a["target_acc"])
+        flips = rec.get("target_flips", {})
+        ok = rule.success(a["asr"], b["asr_floor"], b["acc"] - a["acc"], b["target_acc"] - a["target_acc"],
+                          flips.get("lost", float("nan")), flips.get("gained", float("nan")))
         h = held.loc[defense]
-        rows.append({"defense": defense, "tuning cell: asr (%)": 100 * drops[0],
-                     "tuning cell: target_acc drop (points)": 100 * drops[2],
-                     "tuning cell: success": "yes" if rule.success(*drops) else "no",
+        rows.append({"defense": defense, "tuning cell: asr (%)": 100 * a["asr"],
+                     "tuning cell: target_acc drop (points)": 100 * (b["target_acc"] - a["target_acc"]),
+                     "tuning cell: success": "yes" if ok else "no",
                      "held out: success (%)": 100 * h["success_rate"],
                      "held out: worst target_acc drop (points)": 100 * h["target_acc_drop_worst"]
                      if np.isfinite(h["target_acc_drop_worst"]) else float("nan")})

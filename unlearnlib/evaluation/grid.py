@@ -36,6 +36,7 @@ from ..experiment.scenario import spec_scenario
 METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 GRIDS = ("comparison", "robustness")
 STAGE = ("acc", "asr", "target_acc")  # of a ``<defense>+repair`` after unlearning, before the repair (else empty)
+FLIPS = ("n", "lost", "gained")  # the target class's test images, and those the defense turned wrong / right
 
 
 def _names(given: Sequence[str] | None, registry: Any, param: str, default: list[str]) -> list[str]:
@@ -251,8 +252,19 @@ def grid_record(profile: str | Profile, attack: str, defense: str, seed: int = 0
     return json.loads(cell_path(out, attack, defense, seed).read_text())
 
 
+def found_target(info: dict[str, Any]) -> int | None:
+    """The target class a defense named in its ``info`` (the repair's, else the recovery's or the search's); None
+    for one that searched none (it was given the trigger, or needs no target)."""
+    for key in ("repair_target", "recovered_target", "target_used", "target"):
+        if isinstance(info.get(key), int):
+            return int(info[key])
+    return None
+
+
 def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One flat row per cell record: ``<metric>`` after the defense, ``<metric>_before`` for the attacked model."""
+    """One flat row per cell record: ``<metric>`` after the defense, ``<metric>_before`` for the attacked model,
+    the target class's flips (``target_lost``, ``target_gained``, ``target_n``) and the target it named
+    (:func:`found_target`)."""
     rows = []
     for r in records:
         row = {k: r.get(k) for k in ("attack", "defense", "seed", "dataset", "target", "status", "unseen",
@@ -260,6 +272,9 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
         row.update({m: r.get("after", {}).get(m) for m in METRICS})
         row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
         row.update({f"{m}_unlearned": r.get("unlearned", {}).get(m) for m in STAGE})  # +repair: before the repair
+        for key, suffix in (("target_flips", ""), ("target_flips_unlearned", "_unlearned")):
+            row.update({f"target_{k}{suffix}": r.get(key, {}).get(k) for k in FLIPS})
+        row["found_target"] = found_target(r.get("info", {}))
         row["error"] = r.get("error", "")
         spec = r.get("scenario")
         if isinstance(spec, dict):  # a cell with its own scenario spec: its fields as columns
@@ -268,7 +283,8 @@ def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
                         "attack_params": json.dumps(spec.get("attack_params"), sort_keys=True)})
         rows.append(row)
     cols = ["attack", "defense", "seed", "dataset", "target", "status", "unseen", "defense_seconds", "der",
-            *METRICS, *(f"{m}_before" for m in METRICS), *(f"{m}_unlearned" for m in STAGE), "error"]
+            *METRICS, *(f"{m}_before" for m in METRICS), *(f"{m}_unlearned" for m in STAGE),
+            *(f"target_{k}{s}" for s in ("", "_unlearned") for k in FLIPS), "found_target", "error"]
     if any(isinstance(r.get("scenario"), dict) for r in records):
         cols = ["cell", "model", "poison_ratio", "attack_params", *cols]
     df = pd.DataFrame(rows, columns=cols)

@@ -32,7 +32,7 @@ import pandas as pd
 from ..core.memo import RecoveryMemo
 from ..core.registry import DEFENSES
 from .grid import run_grid
-from .rule import EPS, RAISE_MIN, drops, judged, over_bound
+from .rule import BOUNDS, EPS, RAISE_MIN, breaks, judged, wilson
 
 ARCHS = ("cnn", "lenet5", "mlp", "small-bn")
 POISON_RATIOS = (0.01, 0.05, 0.10)
@@ -48,6 +48,8 @@ WANET_S = (0.5, 1.0)  # uniform in this interval
 NUM_CLASSES = 10
 SEED_BASE = 1000  # held-out seeds: SEED_BASE + cell index; no default was tuned on them
 TUNING_SEEDS = (0, 1, 2)
+# the sampler seeds of the tuning grids (choices were made on them or they were looked at): never a final grid
+TUNING_GRID_SEEDS = (0, 1, 7)
 
 DEFAULT_CELLS = 60  # the grid's size when none is given (the command line's --cells)
 WORST_PER_DEFENSE = 3
@@ -87,43 +89,57 @@ def sample_cells(cells: int = DEFAULT_CELLS, grid_seed: int = 0) -> list[dict[st
     return specs
 
 
+def _by_registry(df: pd.DataFrame, column: str = "defense") -> pd.DataFrame:
+    """``df`` sorted by the registry's order of ``column``'s defenses (unknown names last), stably."""
+    order = {n: i for i, n in enumerate(DEFENSES.names())}
+    return df.sort_values(column, key=lambda c: c.map(lambda n: order.get(n, len(order))),
+                          kind="stable").reset_index(drop=True)
+
+
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Per defense (``none`` excluded): ``cells``, ``failed``, ``success_rate``, ``planted`` (cells whose backdoor
-    was planted), ``success_rate_planted`` (over those; NaN if none) and the median and worst (max) of asr,
-    acc_drop and target_acc_drop over the finished cells."""
+    """Per defense (``none`` excluded): ``cells``, ``failed`` (runs that raised), ``planted`` (cells whose backdoor
+    was planted), ``successes`` and ``success_rate`` over the planted cells with its Wilson interval (``ci_low``,
+    ``ci_high``; NaN without a planted cell), ``harmless_rate`` (the unplanted cells where it kept both accuracy
+    bounds), and the median and worst (max) of asr, acc_drop and target_acc_drop over its finished runs."""
     d = judged(df)
     rows = []
     for defense, sub in d[d["defense"] != "none"].groupby("defense", sort=False):
-        ok = sub[sub["status"] == "ok"]
+        ok, planted = sub[sub["status"] == "ok"], sub[sub["planted"]]
+        k, n = int(planted["success"].sum()), len(planted)
+        lo, hi = wilson(k, n)
+        unplanted = sub[~sub["planted"]]
         row: dict[str, Any] = {"defense": defense, "cells": len(sub), "failed": int((sub["status"] != "ok").sum()),
-                               "success_rate": float(sub["success"].mean()), "planted": int(sub["planted"].sum()),
-                               "success_rate_planted": float(sub.loc[sub["planted"], "success"].mean())
-                               if sub["planted"].any() else float("nan")}
+                               "planted": n, "successes": k, "success_rate": k / n if n else float("nan"),
+                               "ci_low": lo, "ci_high": hi,
+                               "harmless_rate": float(unplanted["success"].mean()) if len(unplanted) else float("nan")}
         for m in ("asr", "acc_drop", "target_acc_drop"):
             row[f"{m}_median"] = float(ok[m].median()) if len(ok) else float("nan")
             row[f"{m}_worst"] = float(ok[m].max()) if len(ok) else float("nan")
         rows.append(row)
-    order = {n: i for i, n in enumerate(DEFENSES.names())}
-    return pd.DataFrame(rows).sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
-                                          kind="stable").reset_index(drop=True)
+    return _by_registry(pd.DataFrame(rows))
 
 
 def success_by(df: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Success rate (fraction) per defense (rows, ``none`` excluded) and value of the column ``by`` (``"model"``
-    or ``"attack"``; columns, with the number of cells of each)."""
+    """Per defense (``none`` excluded) and value of the column ``by`` (``"model"`` or ``"attack"``): the planted
+    cells ``n``, the ``successes``, the ``success_rate`` and its Wilson interval (``ci_low``, ``ci_high``), one row
+    each."""
     if by not in df.columns:
         raise ValueError(f"by must be a column of the grid's rows, such as 'model' or 'attack'; got {by!r}")
     d = judged(df)
-    d = d[d["defense"] != "none"]
-    table = d.pivot_table(index="defense", columns=by, values="success", aggfunc="mean", sort=False)
-    n = d.groupby(by, sort=False)["cell"].nunique()
-    order = {name: i for i, name in enumerate(DEFENSES.names())}
-    table = table.loc[sorted(table.index, key=lambda name: order.get(name, len(order)))]
-    return table.rename(columns=lambda c: f"{c} ({n[c]})")
+    d = d[(d["defense"] != "none") & d["planted"]]
+    rows = []
+    for (defense, value), sub in d.groupby(["defense", by], sort=False):
+        k, n = int(sub["success"].sum()), len(sub)
+        lo, hi = wilson(k, n)
+        rows.append({"defense": defense, by: value, "n": n, "successes": k, "success_rate": k / n,
+                     "ci_low": lo, "ci_high": hi})
+    out = pd.DataFrame(rows, columns=["defense", by, "n", "successes", "success_rate", "ci_low", "ci_high"])
+    return _by_registry(out.sort_values(by, kind="stable"))
 
 
 def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
-    """The ``k`` cells furthest from success (:func:`badness`) per defense, failed cells first, successes left out."""
+    """The ``k`` cells furthest from success (:func:`~.rule.badness`) per defense, failed runs first, successes
+    left out."""
     d = judged(df)
     d = d[(d["defense"] != "none") & ~d["success"]]
     order = {n: i for i, n in enumerate(DEFENSES.names())}
@@ -132,38 +148,59 @@ def worst_cells(df: pd.DataFrame, k: int = WORST_PER_DEFENSE) -> pd.DataFrame:
     return d.groupby("defense", sort=False).head(k).reset_index(drop=True)
 
 
+def failure_cases(df: pd.DataFrame, defense: str, k: int = 3) -> pd.DataFrame:
+    """``k`` planted cells where ``defense`` failed, chosen by the data to show different failures: for each bound of
+    :data:`~.rule.BOUNDS` in turn the cell that breaks it furthest (:func:`~.rule.badness`), then the worst of the
+    rest; each row with its ``reason`` (the bound, or ``"error"``). Fewer when it failed on fewer cells."""
+    d = judged(df)
+    d = d[(d["defense"] == defense) & d["planted"] & ~d["success"]].sort_values("badness", ascending=False)
+    chosen: list[Any] = []
+    reasons: list[str] = []
+    for m in BOUNDS:
+        hit = d[d[f"breaks_{m}"] & ~d.index.isin(chosen)]
+        if len(hit) and len(chosen) < k:
+            chosen.append(hit.index[0])
+            reasons.append(m)
+    for i, row in d[~d.index.isin(chosen)].iterrows():
+        if len(chosen) >= k:
+            break
+        chosen.append(i)
+        reasons.append(next((m for m in BOUNDS if row[f"breaks_{m}"] and row["status"] == "ok"), "error"))
+    return d.loc[chosen].assign(reason=reasons).reset_index(drop=True)
+
+
 def repair_stages(df: pd.DataFrame) -> pd.DataFrame:
-    """Per ``<defense>+repair`` of ``df`` (its finished cells, which record the model after unlearning): the
-    target_acc drop and the asr after unlearning and after the repair (medians), the cells within the target bound
-    at each stage, and the check that the repair never brings the backdoor back -- the cells whose asr it raised by
-    more than :data:`RAISE_MIN`, those it pushed over :data:`ASR_MAX` (unlearning had left them within it), and the
-    largest rise with its cell. Empty (same columns) when ``df`` holds no repaired defense."""
+    """Per ``<defense>+repair`` of ``df`` (its finished runs, which record the model after unlearning): the
+    target_acc drop and the asr after unlearning and after the repair (medians), the runs within the target bound
+    at each stage (:func:`~.rule.breaks`), and the check that the repair never brings the backdoor back -- the runs
+    whose asr it raised by more than :data:`~.rule.RAISE_MIN`, those it pushed over the asr bound (unlearning had
+    left them within it), and the largest rise with its cell. Empty (same columns) without a repaired defense."""
     cols = ["defense", "cells", "target_acc_drop_unlearned_median", "target_acc_drop_median",
             "target_ok_unlearned", "target_ok", "asr_unlearned_median", "asr_median", "raised", "pushed_over",
             "largest_rise", "largest_rise_cell"]
-    d = drops(df)
+    d = judged(df)
     if "target_acc_unlearned" not in d:
         return pd.DataFrame(columns=cols)
     d = d[(d["status"] == "ok") & d["defense"].str.endswith("+repair") & d["target_acc_unlearned"].notna()]
     rows = []
     for defense, sub in d.groupby("defense", sort=False):
         t_un = sub["target_acc_before"] - sub["target_acc_unlearned"]
+        nan = pd.Series(np.nan, index=sub.index)
+        lost, gained = (sub.get(f"target_{k}_unlearned", nan) for k in ("lost", "gained"))
+        un_broken = [breaks(a, f, 0.0, t, lo, ga) for a, f, t, lo, ga in
+                     zip(sub["asr_unlearned"], sub.get("asr_floor_before", nan), t_un, lost, gained)]
         rise = sub["asr"] - sub["asr_unlearned"]
         worst = rise.idxmax()
         rows.append({"defense": defense, "cells": len(sub), "target_acc_drop_unlearned_median": float(t_un.median()),
                      "target_acc_drop_median": float(sub["target_acc_drop"].median()),
-                     "target_ok_unlearned": int((~over_bound("target_acc_drop", t_un)).sum()),
-                     "target_ok": int((~over_bound("target_acc_drop", sub["target_acc_drop"])).sum()),
+                     "target_ok_unlearned": sum(not b["target_acc_drop"] for b in un_broken),
+                     "target_ok": int((~sub["breaks_target_acc_drop"]).sum()),
                      "asr_unlearned_median": float(sub["asr_unlearned"].median()),
                      "asr_median": float(sub["asr"].median()),
                      "raised": int((rise > RAISE_MIN + EPS).sum()),
-                     "pushed_over": int((~over_bound("asr", sub["asr_unlearned"])
-                                         & over_bound("asr", sub["asr"])).sum()),
+                     "pushed_over": sum(not b["asr"] and a for b, a in zip(un_broken, sub["breaks_asr"])),
                      "largest_rise": float(rise[worst]), "largest_rise_cell": str(sub.loc[worst, "cell"])})
-    order = {n: i for i, n in enumerate(DEFENSES.names())}
-    out = pd.DataFrame(rows, columns=cols)
-    return out.sort_values("defense", key=lambda c: c.map(lambda n: order.get(n, len(order))),
-                           kind="stable").reset_index(drop=True)
+    return _by_registry(pd.DataFrame(rows, columns=cols))
 
 
 def run_robustness(cells: int = DEFAULT_CELLS, out: str | Path = "results/robustness", *, grid_seed: int = 0,

@@ -15,16 +15,19 @@ from ..core.memo import RecoveryMemo, sharing
 from ..core.registry import DEFENSES
 from ..data import Data
 from ..defenses import get_defense
-from ..ml.metrics import der
+from ..ml.metrics import der, target_flips
 from .scenario import Scenario, take_unseen
 
 
 @dataclass
 class Run:
-    """One defense run: the JSON ``record`` (the CLI's schema) and the defended ``model``."""
+    """One defense run: the JSON ``record`` (the CLI's schema), the defended ``model``, and the ``trigger`` and
+    ``target`` the defense recovered (None when it searched none)."""
 
     record: dict[str, Any]
     model: nn.Module
+    trigger: Any = None
+    target: int | None = None
 
 
 @dataclass
@@ -77,8 +80,10 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
     wall time plus, when it reused a trigger recovery from ``shared`` (a
     :class:`~unlearnlib.core.memo.RecoveryMemo`), the seconds that recovery took when it was computed.
     Hyperparameters: the profile's ``defense_params[defense]`` (for ``<defense>+repair``: the inner defense's,
-    then its own), overridden by ``params``. A ``+repair`` run also records ``unlearned`` (the metrics after
-    unlearning, before the repair) and ``info["target_acc"]`` = before / unlearned / repaired (test set).
+    then its own), overridden by ``params``. The record holds ``target_flips`` (the target class's test images the
+    defense turned wrong and right: :func:`~unlearnlib.ml.metrics.target_flips`). A ``+repair`` run also records
+    ``unlearned`` (the metrics after unlearning, before the repair), its ``target_flips_unlearned``, and
+    ``info["target_acc"]`` = before / unlearned / repaired (test set).
     """
     prof = scenario.profile.defense_params
     inner = getattr(DEFENSES.get(defense), "inner", None) or defense  # a composition: its inner defense
@@ -87,9 +92,11 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
                         progress=progress, shared=shared,
                         **{**prof.get(inner, {}), **prof.get(defense, {}), **params})  # the profile's, then ours
     after = scenario.metrics(out.model)
-    stages: dict[str, Any] = {}
+    test, tgt = scenario.split.test, scenario.target
+    stages: dict[str, Any] = {"target_flips": target_flips(scenario.backdoored, out.model, test, tgt)}
     if out.unlearned is not None:
         stages["unlearned"] = scenario.metrics(out.unlearned)
+        stages["target_flips_unlearned"] = target_flips(scenario.backdoored, out.unlearned, test, tgt)
         out.info["target_acc"] = {"before": scenario.before["target_acc"],
                                   "unlearned": stages["unlearned"]["target_acc"], "repaired": after["target_acc"]}
     record = {
@@ -98,4 +105,4 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
         "defense_seconds": out.seconds, "der": der(scenario.before, after), "profile": scenario.profile.name,
         "info": out.info, **stages,
     }
-    return Run(record, out.model)
+    return Run(record, out.model, out.trigger, out.target)

@@ -65,9 +65,9 @@ def default_edit_layer(model: nn.Module, hidden: str = "first") -> str:
     linear edit with the true trigger generalises from a few dozen images; later Linears see them already mixed
     nonlinearly. ``"last"`` (:class:`Agme`'s, and TrojanNN's neurons): a *recovered* trigger is an
     approximation, and the MLP's first Linear reads raw pixels, where an edit fits that approximation rather than
-    the backdoor. The grid figures behind both are in the two classes' docstrings. A network whose only Linear is
-    the output (global average pooling, ``small-bn``) gets that output layer: the rule stays a pure function of the
-    layer list, and the grid measures what it costs there."""
+    the backdoor. A network whose only Linear is the output (global average pooling, ``small-bn``) gets that output
+    layer: the rule stays a pure function of the layer list. Why: docs/decisions/0005-agme-bdk-defaults.md and
+    docs/decisions/0006-agme-blind-edit-defaults.md."""
     if hidden not in ("first", "last"):
         raise ValueError(f"hidden must be 'first' or 'last' (which hidden Linear to edit), got {hidden!r}")
     name = getattr(model, "edit_layer", None)

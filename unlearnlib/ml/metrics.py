@@ -8,7 +8,8 @@ With target class t, trigger T and the clean test set {(x, y)}:
 - ra         = P[f(T(x)) = y | y != t]                      robust accuracy
 - asr_floor  = asr of a clean model (same data and seed)    the natural error rate into t
 - der        = (max(0, asr_b - asr_a) - max(0, acc_b - acc_a) + 1) / 2      (BackdoorBench)
-All are fractions in [0, 1].
+All are fractions in [0, 1]. :func:`target_flips` counts the target class's test images a defense turned wrong and
+right, for the success rule's significance test.
 """
 
 from __future__ import annotations
@@ -66,6 +67,16 @@ def evaluate(model: nn.Module, test: Data, trigger: TriggerArg, target: int) -> 
         "target_acc": float((pred[~non_target] == target).float().mean()),
         "ra": float((triggered == y[non_target]).float().mean()),
     }
+
+
+def target_flips(before: nn.Module, after: nn.Module, test: Data, target: int) -> dict[str, int]:
+    """On ``test``'s images of class ``target``: ``n``, and how many ``after`` gets wrong that ``before`` got right
+    (``lost``) and right that ``before`` got wrong (``gained``) -- the discordant pairs of the exact McNemar test
+    of :func:`unlearnlib.evaluation.rule.mcnemar_p`."""
+    x = test.x[test.y == target]
+    right_before, right_after = predict(before, x) == target, predict(after, x) == target
+    return {"n": len(x), "lost": int((right_before & ~right_after).sum()),
+            "gained": int((~right_before & right_after).sum())}
 
 
 def per_class_accuracy(model: nn.Module, test: Data) -> torch.Tensor:

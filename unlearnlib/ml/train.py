@@ -92,7 +92,7 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
     aug = AUGMENTATIONS[augment]
     g = torch.Generator().manual_seed(seed)
     bar = tqdm(range(epochs), desc=desc, disable=not progress_enabled(progress), leave=False)
-    with channels_last(model):  # convolutions in NHWC: ~1.4x faster steps (unlearnlib.core.device.channels_last)
+    with channels_last(model):  # convolutions in NHWC (unlearnlib.core.device.channels_last)
         for epoch in bar:
             if before_epoch is not None:
                 new = before_epoch(epoch, model)

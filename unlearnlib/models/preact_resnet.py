@@ -73,6 +73,6 @@ def preact_resnet18_w8(in_channels: int = 3, num_classes: int = 10, image_size: 
 def preact_resnet18_w4(in_channels: int = 3, num_classes: int = 10, image_size: int = 32) -> PreActResNet18:
     """*[ours]* PreAct-ResNet18 at 1/16 width (stages of 4, 8, 16, 32 channels): the ``smoke`` profile's model.
     The same code path as ``preact-resnet18`` (BatchNorm, strided shortcuts, layer names), half as wide as
-    ``preact-resnet18-w8``; measured on this 2-core CPU at 3x32x32, against 1/8 width: a training step of 64
-    images 1.7x faster, inference 2.2x (the smoke run of every chapter is a test, not a result)."""
+    ``preact-resnet18-w8`` and faster on a CPU (the smoke run of every chapter is a test, not a result; the
+    timings: docs/decisions/0012-cpu-speed.md)."""
     return PreActResNet18(in_channels, num_classes, image_size, width=4)

@@ -1,35 +1,27 @@
 """Max-entropy trigger recovery (MESA, Qiao et al. 2019; the recovery stage of BAERASE, Liu et al. 2022).
 
-A backdoor is not one trigger but a *distribution* of inputs that flip the model to the target ``t``. MESA
-models it with a generator ``G`` that maps noise to trigger patterns and is trained so that
+A backdoor is a *distribution* of inputs that flip the model to the target ``t``. MESA models it with a generator
+``G`` that maps noise to trigger patterns, trained with
 
     L_G = -E_x,z[ min( softmax(f(Π(x, G(z) + ε)))_t , β ) ] - α · Î(z; G(z) + ε)        (MESA loss)
 
-with ``z ~ U[0,1)^64``, ``ε ~ N(0, σ²)``, the hinge threshold ``β`` in (0, 1) and the entropy weight ``α``. The
-hinge stops rewarding a pattern once it reaches ``β``, so the second term -- the mutual information between noise
-and pattern, a surrogate of the entropy of the pattern distribution -- spreads ``G`` over *all* working triggers.
-``Î`` is the MINE estimate (Belghazi et al. 2018), the Donsker-Varadhan bound
+with ``z ~ U[0,1)^64``, ``ε ~ N(0, σ²)``, the hinge threshold ``β`` in (0, 1) and the entropy weight ``α``: the
+hinge stops rewarding a pattern once it reaches ``β``, so the mutual-information term spreads ``G`` over *all*
+working triggers. ``Î`` is the MINE estimate (Belghazi et al. 2018), the Donsker-Varadhan bound
 
     Î(z; y) = E_p(z,y)[T(z, y)] - log E_p(z)p(y)[exp T(z, y)]                         (DV bound)
 
-whose biased gradient is corrected by dividing by a moving average of ``E[exp T]`` (rate 0.001).
+whose biased gradient is corrected by dividing by a moving average of ``E[exp T]`` (rate 0.001). ``Π`` pastes a k×k
+patch of ``x`` at a position drawn from ``q``: uniform in the authors' code; *[ours]* optionally ``"adaptive"``,
+re-estimated after half the steps from a heatmap of the target probability (:func:`position_heatmap`), because a small
+CNN with a fully connected head answers its backdoor at one place only. For full-image triggers ``G`` emits a pattern
+``p`` and a blend weight ``a = a_max · sigmoid(w)``: ``Π(x, p) = (1 - a) x + a p``; the bound ``a_max`` keeps ``G``
+from painting a whole image of class ``t`` (a "trigger" every class has).
 
-``Π`` (paste) replaces a k×k patch of ``x`` at a position drawn from a distribution ``q`` over positions: uniform
-in the authors' code; *[ours]* optionally ``"adaptive"``: after half the steps ``q`` is re-estimated from a
-heatmap of the target probability at every position (see :func:`position_heatmap`) because a small CNN with a
-fully connected head is not translation invariant -- its backdoor answers at one place only.
-
-For full-image triggers (Blended) ``G`` emits a full-size pattern ``p`` and a learned blend weight ``a``:
-``Π(x, p) = (1 - a) x + a p`` with ``a = a_max · sigmoid(w)``. The bound ``a_max`` matters: with ``a`` free, the
-generator would paint a whole image of class ``t`` over ``x`` -- a "trigger" every class has, which would make
-target search meaningless and unlearning it would erase the target class.
-
-Generators are trained in *jobs* (a target class, a trigger kind, a seed, a β): :func:`train_generators` trains
-any number of them as one batched model (:class:`~unlearnlib.recovery.stacked.Stack`), so one forward of the victim
-serves every job at each step -- the K per-class generators of the target search, or the final generators of
-each trigger kind. Every job draws all of its randomness (weights, images, noise, positions, MINE's pairing) from
-its own seed, so a job trains the same alone or batched with others (up to float rounding); :func:`train_generator`
-is the one-job call.
+Generators are trained in *jobs* (a target class, a trigger kind, a seed, a β): :func:`train_generators` trains any
+number as one batched model (:class:`~unlearnlib.recovery.stacked.Stack`), one forward of the victim per step; each
+job draws all its randomness from its own seed, so it trains the same alone or batched (up to float rounding).
+:func:`train_generator` is the one-job call.
 """
 
 from __future__ import annotations

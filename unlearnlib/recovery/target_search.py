@@ -12,39 +12,14 @@ with the floor ``δ`` *[ours]* because clean classes often all score ~0, making 
 class with the largest ``a_c`` (signed: only a *high* score is suspicious); ``outlier`` says whether it exceeds
 ``threshold`` (2 by convention).
 Trigger kinds are searched in order (``"patch"`` then ``"blend"``) and the search stops at the first kind that
-yields an outlier *[ours]*. A patch is searched at each of ``patch_sizes`` in turn, smallest first *[ours]*: the
-defender does not know the trigger's size, and a 3x3 generator alone found nothing on 4-6 pixel IMC and TrojanNN
-patches (the robustness grid, issue 9); a 6x6 patch can also draw a smaller one inside it, so the larger size is
-tried only where the smaller found no outlier. Chosen on grid seed 0 (the right target on 34 of its 47 planted
-cells, against 32 with 3x3 alone), judged on grid seed 1: 33 of 42 against 28. The K generators of one kind are
-trained as one batched model (:func:`~unlearnlib.recovery.mesa.train_generators`): one forward of the victim per step
-serves every class.
+yields an outlier *[ours]*. A patch is searched at each of :data:`PATCH_SIZES` (3, 6) in turn, smallest first
+*[ours]*: the defender does not know the trigger's size, and a 6x6 patch can also draw a smaller one inside it, so
+the larger size is tried only where the smaller found no outlier. The K generators of one kind are trained as one
+batched model (:func:`~unlearnlib.recovery.mesa.train_generators`): one forward of the victim per step serves every
+class. The per-class budget *[ours]*: :data:`SEARCH_STEPS` = 20 Adam steps at :data:`SEARCH_LR` = 3e-3 (the final
+generator: 60 at 1e-3), the same for every kind and size.
 
-The per-class budget *[ours]*: ``SEARCH_STEPS`` = 20 Adam steps at ``SEARCH_LR`` = 3e-3 (the final generator: 60 at
-1e-3). With 15 steps at 1e-3 the patch generators reached no held-out image at all on the BatchNorm network of the
-robustness grid, whose planted 4-5 pixel patches then lost to a *natural* target of the blend search (classes 0
-and 8 are reached by a faint full-image blend on that network). Chosen on grid seed 0 (planted cells with the right
-target: 34 of 47 at 15 steps / 1e-3, 40 at 20 / 3e-3, 37 at 30 / 3e-3, which lost three MLP cells to natural
-targets; the BatchNorm network 12 -> 18 of 23), judged on grid seed 1: 33 -> 36 of 42 (the BatchNorm network 8 -> 13
-of 16, the MLP 12 -> 10 of 12), and the blind ``agme+repair`` succeeded on 35.0 -> 40.0% of its 60 cells.
-
-Tried and not adopted: the patch searches at 40 steps, the blend at 20 (:func:`search_target`'s ``patch_steps``,
-:func:`recover`'s ``search_patch_steps``; default None: every kind at ``search_steps``). On the BatchNorm network the
-20-step patch generators reach one or two of the nine held-out images of ``agme``'s 50 unseen samples, so its planted
-IMC and BadNets patches lose to a natural target of the blend search (classes 0 and 8). With 40 steps the 6x6 search
-finds most of them, but it also finds natural *patch* targets (mostly class 8) on that network's Blended and WaNet
-cells, where the blend had found the attacker's class. A larger patch then had to fire on proportionally more
-held-out images (``scale_min_score``: min_score x size / smallest size, 0.5 for 6x6), which on grid seed 0 dropped
-most of those natural targets. The right target on grid seed 0's 60 cells (the class the search named):
-43 before, 45 with 40 steps, 49 with 40 steps and the scaled bar (the BatchNorm network 15 -> 21 of 27). What the
-defenses made of it, grid seed 0 (success / asr <= 2% / target drop <= 3, cells of 60, by
-:func:`~unlearnlib.evaluation.rule.success`): ``agme`` 13 / 15 / 51 -> 14 / 18 / 45 (40 steps) and 14 / 18 / 45 (40
-steps, scaled bar); ``agme+repair`` 18 / 19 / 55 -> 18 / 20 / 53 and 19 / 21 / 53; ``baerase+repair`` (40 steps, scaled
-bar) 20 / 26 / 53 -> 19 / 24 / 55, its search (175 unseen samples, 35 held out) naming the right target on 52 -> 50
-cells. With the right target the blind edit of the BatchNorm network's output layer still left 2.4-66% asr on its
-IMC cells (``agme+repair``'s median asr over the grid 4.9 -> 3.2%), so the targets found turned into no more
-successes on the tuning grid, and neither variant was judged on grid seed 1. ``agme``'s figures are reproduced with
-``Agme(recover_params={"search_patch_steps": 40, "search_scale_min_score": True})``.
+Why these defaults: docs/decisions/0007-target-search.md.
 """
 
 from __future__ import annotations
@@ -70,7 +45,7 @@ KEEP_RATE = 0.25  # [ours] with keep="all", a kind is kept when its held-out rat
 PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
 # a few steps of every stage, heatmaps every 8 pixels: the smoke profile's and the CPU path tests' budget (it runs
-# the code, it does not recover); on PreAct-ResNet18 the 2-pixel heatmaps were half of a recovery's time
+# the code, it does not recover; why the coarse heatmaps: docs/decisions/0012-cpu-speed.md)
 SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32, "position_stride": 8}
 
 
@@ -152,9 +127,9 @@ class SearchResult:
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = SEARCH_STEPS, lr: float = SEARCH_LR,
-                  batch_size: int = 32, patch_steps: int | None = None,
+                  batch_size: int = 32,
                   patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = 2.0,
-                  mad_floor: float = 0.01, min_score: float = 0.25, scale_min_score: bool = False, beta: float = 0.5,
+                  mad_floor: float = 0.01, min_score: float = 0.25, beta: float = 0.5,
                   seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
     batched) and return the outlying class.
@@ -165,14 +140,9 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     pairs of :func:`variants` are tried in order and the search stops at the first outlier; an outlier of a later
     pair beats a non-outlier of an earlier one.
 
-    ``patch_steps``: the patch generators' steps (None: ``steps``; the blend keeps ``steps``);
-    ``scale_min_score``: a patch larger than the smallest of ``patch_sizes`` must reach ``min_score`` times its
-    size over the smallest (capped at 1). Both tried and not adopted (the module docstring). ``generator_kwargs``
-    go to :func:`~unlearnlib.recovery.mesa.train_generators` (alpha, hidden, max_blend, ...).
+    ``generator_kwargs`` go to :func:`~unlearnlib.recovery.mesa.train_generators` (alpha, hidden, max_blend, ...).
     """
     check_positive_int(steps, "search_steps")
-    if patch_steps is not None:
-        check_positive_int(patch_steps, "search_patch_steps")
     check_positive_number(lr, "search_lr")
     check_positive_int(num_classes, "num_classes", minimum=2)
     check_number(threshold, "threshold")
@@ -188,17 +158,14 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     for kind, size in variants(kinds, sizes):
         label = variant_label(kind, size)
         jobs = [Job(c, size, seed + c, beta) for c in classes]
-        n_steps = patch_steps if kind == "patch" and patch_steps is not None else steps
-        trained = train_generators(model, train.x, jobs, steps=n_steps, lr=lr, batch_size=batch_size,
+        trained = train_generators(model, train.x, jobs, steps=steps, lr=lr, batch_size=batch_size,
                                    positions="adaptive", progress=progress_enabled(progress),
                                    desc=f"target search ({label})", **generator_kwargs)
         scores = proxy_rates(model, [t for t, _ in trained], heldout, classes)
         anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
         all_scores[label] = scores
-        # with scale_min_score a larger patch must fire on proportionally more images (tried, not adopted)
-        bar = min(1.0, min_score * size / min(sizes)) if scale_min_score and size is not None else min_score
-        outlier = anomaly[target] > threshold and scores[target] >= bar
+        outlier = anomaly[target] > threshold and scores[target] >= min_score
         res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, patch_size=size)
         if best is None or (res.outlier, res.anomaly[res.target]) > (best.outlier, best.anomaly[best.target]):
             best = res
@@ -240,8 +207,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             kinds: tuple[str, ...] = KINDS, patch_sizes: tuple[int, ...] = PATCH_SIZES, hidden: int = 256,
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
             gen_batch_size: int = 128, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
-            search_batch_size: int = 32, search_patch_steps: int | None = None,
-            search_scale_min_score: bool = False, max_blend: float = 0.3, threshold: float = 2.0,
+            search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
             position_stride: int = 2,
             keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
@@ -254,9 +220,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
     can win the comparison on a *patch* backdoor and a defense built on it alone leaves the patch in place
-    (:class:`~unlearnlib.defenses.agme.Agme` keeps both; its docstring gives the grid's figures).
-    ``search_patch_steps`` and ``search_scale_min_score`` are :func:`search_target`'s ``patch_steps`` and
-    ``scale_min_score``.
+    (:class:`~unlearnlib.defenses.agme.Agme` keeps both; docs/decisions/0006-agme-blind-edit-defaults.md).
 
     Within :func:`~unlearnlib.core.memo.sharing` an identical call (same model weights, data and arguments)
     returns the recovery computed before instead of training again.
@@ -266,7 +230,6 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
-                search_patch_steps=search_patch_steps, search_scale_min_score=search_scale_min_score,
                 max_blend=max_blend, threshold=threshold,
                 position_stride=position_stride, keep=keep,
                 keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
@@ -278,16 +241,14 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
 def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None, *,
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
-             search_lr: float, search_batch_size: int, search_patch_steps: int | None,
-             search_scale_min_score: bool, max_blend: float, threshold: float, position_stride: int,
+             search_lr: float, search_batch_size: int, max_blend: float, threshold: float, position_stride: int,
              keep: str, keep_rate: float, seed: int, progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, position_stride=position_stride)
     search = None
     if target is None:
         search = search_target(model, train, heldout, num_classes, kinds=kinds, steps=search_steps, lr=search_lr,
-                               batch_size=search_batch_size, patch_steps=search_patch_steps,
-                               scale_min_score=search_scale_min_score, patch_sizes=patch_sizes,
+                               batch_size=search_batch_size, patch_sizes=patch_sizes,
                                threshold=threshold, seed=seed,
                                beta=betas[0], progress=progress, **common)
         target = search.target

@@ -1,0 +1,68 @@
+"""The evidence in results/ is verified, not trusted: stored rows of the final grid are run again at the current code
+and must give the same numbers (exactly on the CPU the provenance names, within the stated tolerance elsewhere);
+a perturbed row must fail the comparison."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from unlearnlib.evaluation import evidence, robustness, rule
+from unlearnlib.evaluation.robustness import TUNING_GRID_SEEDS
+
+ROOT = Path(__file__).resolve().parents[1]
+FINAL = ROOT / "results" / "final-grid"
+ROWS = 2  # stored rows run again: two cells' models and defenses, within the test budget
+
+
+@pytest.fixture(scope="module")
+def stored():
+    return evidence.load(FINAL)
+
+
+def test_the_final_grid_is_stored_with_its_provenance(stored):
+    df, prov = stored
+    for key in ("commit", "command", "profile", "grid_seed", "cells", "defenses", "versions", "cpu", "wall_seconds"):
+        assert prov.get(key) not in (None, ""), key
+    assert prov["cells"] >= 120 and df["cell"].nunique() == prov["cells"]
+    assert prov["grid_seed"] not in TUNING_GRID_SEEDS  # a grid no choice has looked at
+    assert f"--grid-seed {prov['grid_seed']}" in prov["command"] and f"--cells {prov['cells']}" in prov["command"]
+    assert set(prov["defenses"]) == set(df["defense"]) - {"none"} and "agme-bdk+repair" in prov["defenses"]
+    cells = robustness.sample_cells(prov["cells"], prov["grid_seed"])
+    assert [json.dumps(evidence.spec_of(r), sort_keys=True) for _, r in df.drop_duplicates("cell").iterrows()] == [
+        json.dumps(c, sort_keys=True) for c in cells]  # the rows are the grid the seed draws, cell for cell
+
+
+def test_the_stored_rows_are_judged_by_the_current_rule(stored):
+    df, _ = stored
+    again = rule.judged(df)
+    assert again["success"].tolist() == df["success"].tolist()
+    assert again["planted"].tolist() == df["planted"].tolist()
+
+
+@pytest.fixture(scope="module")
+def verified(stored):
+    return evidence.verify(FINAL, rows=ROWS, seed=0)
+
+
+@pytest.mark.slow
+def test_stored_cells_reproduce_at_this_code(verified):
+    assert len(verified) == ROWS
+    assert all(p == [] for p in verified["problems"]), verified.to_dict("records")
+
+
+@pytest.mark.slow
+def test_a_perturbed_row_fails_the_comparison(stored, verified):
+    df, _ = stored
+    row = df[(df["cell"] == verified["cell"].iloc[0]) & (df["defense"] == verified["defense"].iloc[0])].iloc[0]
+    again = verified["again"].iloc[0]
+    exact = bool(verified["exact"].iloc[0])
+    assert evidence.compare(row, again, exact) == []
+    for key, by in (("asr", 0.2), ("target_lost", 10)):  # past any tolerance
+        bad = pd.Series({**row.to_dict(), key: float(row[key]) + by})
+        assert any(p.startswith(f"{key}:") for p in evidence.compare(bad, again, exact))
+    nudged = pd.Series({**row.to_dict(), "acc": float(row["acc"]) + 0.001})  # one test image
+    assert bool(evidence.compare(nudged, again, True)) and not evidence.compare(nudged, again, False)
