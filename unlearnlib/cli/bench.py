@@ -25,7 +25,7 @@ from ..display.bench import save_plots, save_robustness_plot
 from ..display.markdown import grid_markdown, layout_markdown, robustness_markdown, scaling_markdown
 from ..evaluation.channels_last import run_layout
 from ..evaluation.comparison import summarise
-from ..evaluation.evidence import provenance, write_provenance
+from ..evaluation.evidence import provenance, source_state, write_provenance
 from ..evaluation.grid import GRIDS, run_grid
 from ..evaluation.robustness import DEFAULT_CELLS, run_robustness
 from ..evaluation.scaling import machine, run_scaling
@@ -117,13 +117,14 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     if cells < 1:
         raise ValueError(f"--cells must be an integer >= 1, got {cells}")
     grid_seed = 0 if args.grid_seed is None else args.grid_seed
-    start = time.time()
+    start, source = time.time(), source_state()
     df = run_robustness(cells, args.out, grid_seed=grid_seed, profile=args.profile, defenses=args.defenses,
                         device=args.device, progress=False if args.no_progress else None, strict=args.strict,
                         params=parse_grid_params(args.defense_param), unseen=args.unseen)
     files = write_robustness(df, Path(args.out))
     prov = provenance(getattr(args, "argv", []), profile=args.profile, grid_seed=grid_seed, cells=cells,
-                      defenses=sorted(set(df["defense"]) - {"none"}), started=start, finished=time.time())
+                      defenses=sorted(set(df["defense"]) - {"none"}), started=start, finished=time.time(),
+                      source=source)
     files += (write_provenance(args.out, prov).name,)
     _report(df, robustness_markdown(df) if (df["status"] == "ok").any() else None, args.out, files)
 

@@ -49,17 +49,25 @@ def _git(*args: str) -> str | None:
         return None
 
 
+def source_state() -> dict[str, Any]:
+    """The commit of the code a run starts from, and whether tracked files had changes then (read at the start:
+    the tree may move on while a long run goes)."""
+    return {"commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+
+
 def provenance(command: Sequence[str], *, profile: str, grid_seed: int, cells: int, defenses: Sequence[str],
-               started: float, finished: float) -> dict[str, Any]:
-    """What reproduces a stored run and what it ran on: the commit (and whether the tree had changes), the exact
-    command, the profile and grid, the package versions, Python, the CPU and threads, and the wall time."""
+               started: float, finished: float, source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What reproduces a stored run and what it ran on: the commit (and whether the tree had changes: ``source``,
+    :func:`source_state` at the start), the exact command, the profile and grid, the package versions, Python, the
+    CPU and threads, and the wall time."""
     versions = {"unlearnlib": __version__, "python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    return {**(source_state() if source is None else source),
             "command": "python -m unlearnlib " + " ".join(command), "profile": profile, "grid_seed": grid_seed,
             "cells": cells, "defenses": list(defenses), "versions": versions, "cpu": machine(),
             "threads": torch.get_num_threads(),
