@@ -205,3 +205,16 @@ def test_run_trains_on_a_folder_dataset_resized(tmp_path, capsys):
     assert main(["run", "--dataset", f"folder:{tmp_path / 'imgs'}", "--no-progress"]) == 0  # 10x10: no resize needed
     assert main(["run", "--dataset", "mnist5k", "--image-size", "12", "--no-progress"]) == 2
     assert "image_size and parts apply to folder:PATH datasets only" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_non_finite_weights_names_the_tensor(files, tmp_path, capsys):
+    """A broken checkpoint (a training run that diverged) is refused on load, naming the tensor; not deep inside a
+    defense's linear solve."""
+    sd = torch.load(files / "ckpt.pt", weights_only=True)
+    sd["fc1.weight"][0, 0] = float("nan")
+    torch.save(sd, tmp_path / "nan.pt")
+    assert main(["defend", "--model-file", str(tmp_path / "nan.pt"), "--arch", "cnn", "--dataset",
+                 f"folder:{files / 'digits'}", "--out", str(tmp_path / "d.pt"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds non-finite values (NaN or inf) in 1 tensor(s): fc1.weight" in err
+    assert not (tmp_path / "d.pt").exists()

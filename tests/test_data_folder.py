@@ -117,3 +117,12 @@ def test_save_image_folder_round_trip(tmp_path):
     assert torch.allclose(xs[order], x[ref], atol=1e-6) and torch.equal(ys[order], y[ref])
     with pytest.raises(FileExistsError, match="writes into a new folder only"):
         save_image_folder(Data(x, y), tmp_path / "out", ("plane", "car", "bird"))
+
+
+def test_files_that_are_not_images_are_skipped_with_a_count(tmp_path):
+    write_folder(tmp_path)
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    (tmp_path / "dog" / "labels.csv").write_text("a,b")
+    with pytest.warns(UserWarning, match=r"skipped 2 file\(s\) that are not images"):
+        split = load_dataset(f"folder:{tmp_path}")
+    assert len(split.train) + len(split.test) + len(split.defender) == 30

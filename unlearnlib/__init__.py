@@ -27,9 +27,10 @@ from .defenses.baerase import BAErase, sweep, unlearn
 from .evaluation import rule
 from .evaluation.comparison import speedups
 from .evaluation.comparison import summarise as summarise_grid
+from .evaluation.evidence import load as load_evidence
 from .evaluation.grid import grid_record, load_cells, run_grid
 from .evaluation.reference import published_table
-from .evaluation.robustness import DEFAULT_CELLS, run_robustness, sample_cells
+from .evaluation.robustness import DEFAULT_CELLS, failure_cases, run_robustness, sample_cells, success_by
 from .evaluation.robustness import summarise as summarise_robustness
 from .evaluation.scaling import machine, run_scaling
 from .experiment import (
@@ -55,15 +56,15 @@ from .models import build_model, get_layer
 from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recover, search_target, train_generator
 
 __all__ = [
-    "Attack", "ATTACKS", "BAErase", "Data", "DATASETS", "DatasetUnavailable", "DEFAULT_CELLS", "Defense",
-    "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "ATTACKER_ASR", "Profile",
+    "Attack", "ATTACKER_ASR", "ATTACKS", "BAErase", "Data", "DATASETS", "DatasetUnavailable", "DEFAULT_CELLS",
+    "Defense", "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "Profile",
     "RecoveryMemo", "Scenario", "Split", "Trigger", "__version__", "apply_defense", "apply_trigger",
     "asr_by_position", "attack_rate", "build_model", "cache_dir", "defend_checkpoint", "der", "edit_layers",
-    "evaluate", "export_scenario", "get_defense", "get_layer", "get_profile", "grid_record", "load_cells",
-    "load_dataset", "load_trigger", "load_weights", "logits", "machine", "make_scenario", "make_trigger",
-    "neural_cleanse", "param_pairs", "per_class_accuracy", "play", "predict", "proxy_rate", "published_table",
-    "recover", "repair_edit", "repairable", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling",
-    "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger", "save_weights", "search_target",
-    "spec_scenario", "speedups", "strength_curve", "summarise_grid", "summarise_robustness", "sweep", "train",
-    "train_generator", "unlearn"
+    "evaluate", "export_scenario", "failure_cases", "get_defense", "get_layer", "get_profile", "grid_record",
+    "load_cells", "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine",
+    "make_scenario", "make_trigger", "neural_cleanse", "param_pairs", "per_class_accuracy", "play", "predict",
+    "proxy_rate", "published_table", "recover", "repair_edit", "repairable", "rule", "run_defense", "run_grid",
+    "run_robustness", "run_scaling", "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger",
+    "save_weights", "search_target", "spec_scenario", "speedups", "strength_curve", "success_by", "summarise_grid",
+    "summarise_robustness", "sweep", "train", "train_generator", "unlearn"
 ]

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..core.registry import MODELS
+from ..core.registry import DEFENSES, MODELS
 from ..experiment.defend import defend_checkpoint
 from ..experiment.params import parse_defense_params
 
@@ -43,7 +43,9 @@ def add_defend_parser(sub: Any) -> None:
     p.add_argument("--arch", required=True, help=f"the model's architecture; one of: {', '.join(MODELS.names())}")
     p.add_argument("--dataset", required=True,
                    help="folder:PATH (one sub-folder of images per class), or a registered dataset")
-    p.add_argument("--defense", default="agme", help="a defense name; an unknown name lists the valid ones")
+    p.add_argument("--defense", default="agme",
+                   help=f"one of: {', '.join(d for d in DEFENSES.names() if d != 'none')} (default: agme, the blind "
+                        "edit: it recovers the trigger itself)")
     p.add_argument("--defense-param", action="append", default=None, metavar="KEY=VALUE",
                    help="a defense constructor parameter, repeatable (e.g. layers=fc to name your model's edited "
                         "layer); typed from the defense's signature, a dict as a JSON object "

@@ -76,8 +76,9 @@ def _brief(names: list[str], n: int = 4) -> str:
 
 
 def load_weights(model: nn.Module, path: str | Path, param: str = "model_file", arch: str | None = None) -> nn.Module:
-    """Load the checkpoint at ``path`` into ``model`` (strictly: every key present, every shape equal), with one
-    brief error listing missing keys, unexpected keys and shape mismatches when it does not match."""
+    """Load the checkpoint at ``path`` into ``model`` (strictly: every key present, every shape equal, every value
+    finite), with one brief error listing missing keys, unexpected keys and shape mismatches when it does not match,
+    or naming the tensors that hold NaN or inf."""
     state = load_state_dict(path, param)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -92,6 +93,10 @@ def load_weights(model: nn.Module, path: str | Path, param: str = "model_file", 
         raise ValueError(f"{param}={str(path)!r} does not match arch={name!r} for this data: "
                          + "; ".join(w for w in what if w)
                          + " (check --arch, and that the data's channels, classes and image size are the model's)")
+    bad = [k for k in own if state[k].is_floating_point() and not torch.isfinite(state[k]).all()]
+    if bad:
+        raise ValueError(f"{param}={str(path)!r} holds non-finite values (NaN or inf) in {len(bad)} tensor(s): "
+                         f"{_brief(bad)}; the checkpoint is broken (a training run that diverged?)")
     model.load_state_dict({k: state[k].to(own[k].dtype) for k in own})
     return model
 

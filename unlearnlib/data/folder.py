@@ -21,6 +21,7 @@ Two ways to split *[ours]*, both stratified and fixed by the seed:
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +50,20 @@ def list_images(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
         raise ValueError(f"{_param(root)}: the folder is empty; expected one sub-folder of images per class "
                          "(PATH/<class>/<image>.png)")
     files: list[tuple[Path, int]] = []
+    skipped: list[Path] = []
     for i, c in enumerate(classes):
-        found = sorted(f for f in (root / c).rglob("*") if f.is_file() and f.suffix.lower() in EXTENSIONS
-                       and not f.name.startswith("."))
+        every = sorted(f for f in (root / c).rglob("*") if f.is_file() and not f.name.startswith("."))
+        found = [f for f in every if f.suffix.lower() in EXTENSIONS]
+        skipped += [f for f in every if f.suffix.lower() not in EXTENSIONS]
         if not found:
             raise ValueError(f"{_param(root)}: class folder {c!r} has no images ({', '.join(EXTENSIONS)})")
         files.extend((f, i) for f in found)
     if len(classes) < 2:
         raise ValueError(f"{_param(root)}: found one class ({classes[0]!r}); a classifier's data needs at least "
                          "two class sub-folders")
+    if skipped:
+        warnings.warn(f"{_param(root)}: skipped {len(skipped)} file(s) that are not images by their extension "
+                      f"(e.g. {skipped[0].relative_to(root)}; images are {', '.join(EXTENSIONS)})", stacklevel=3)
     return classes, files
 
 

@@ -12,6 +12,7 @@ from .bench import (
     plot_asr_vs_seconds,
     plot_asr_vs_unseen,
     plot_der,
+    plot_grid_heatmaps,
     plot_robustness,
     plot_scaling,
     plot_success_heatmap,
@@ -45,9 +46,10 @@ from .widgets import live, playground, trigger_explorer
 __all__ = [
     "METRICS", "difference_gallery", "edit_widget", "format_record", "glue_percents", "grid_markdown", "imshow",
     "layout_markdown", "live", "metrics_table", "playground", "plot_asr_vs_seconds", "plot_asr_vs_unseen",
-    "plot_before_after", "plot_der", "plot_edit_picture", "plot_flow_field", "plot_neural_cleanse",
-    "plot_per_class", "plot_poison_sweep", "plot_position_asr", "plot_robustness", "plot_sample_efficiency",
-    "plot_scaling", "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery", "plot_unlearning_curves",
-    "prediction_grid", "robustness_markdown", "save_plots", "save_robustness_plot", "scaling_markdown",
-    "show_images", "style", "table", "tables", "target_margins", "trigger_explorer", "trigger_gallery"
+    "plot_before_after", "plot_der", "plot_edit_picture", "plot_flow_field", "plot_grid_heatmaps",
+    "plot_neural_cleanse", "plot_per_class", "plot_poison_sweep", "plot_position_asr", "plot_robustness",
+    "plot_sample_efficiency", "plot_scaling", "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery",
+    "plot_unlearning_curves", "prediction_grid", "robustness_markdown", "save_plots", "save_robustness_plot",
+    "scaling_markdown", "show_images", "style", "table", "tables", "target_margins", "trigger_explorer",
+    "trigger_gallery"
 ]

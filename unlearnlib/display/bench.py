@@ -76,6 +76,39 @@ def save_plots(summary: pd.DataFrame, out: Any) -> list[Any]:
     return paths
 
 
+def plot_grid_heatmaps(summary: pd.DataFrame, axes: Any = None) -> Any:
+    """The comparison grid's summary (:func:`unlearnlib.evaluation.comparison.summarise`) as two heat maps, attacks
+    down and defenses across: the asr left after each defense (%) and what it cost in clean accuracy (points; the
+    ``none`` column is the backdoored model: its asr, no cost). Every square reads its value."""
+    if axes is None:
+        _, axes = plt.subplots(2, 1, figsize=style.figsize(6.4), layout="constrained")
+    missing = {"attack", "defense", "asr_mean", "acc_mean"} - set(summary.columns)
+    if missing:
+        raise ValueError(f"summary must come from unlearnlib.evaluation.comparison.summarise; missing columns "
+                         f"{sorted(missing)}")
+    defenses = list(dict.fromkeys(summary["defense"]))
+    attacks = list(dict.fromkeys(summary["attack"]))
+    base = summary[summary["defense"] == "none"].set_index("attack")["acc_mean"]
+    cost = summary.assign(cost=100 * (summary["attack"].map(base) - summary["acc_mean"]))
+    panels = ((summary.assign(v=100 * summary["asr_mean"]), "asr after the defense (%)", "magma_r", (0, 100)),
+              (cost.assign(v=cost["cost"]), "clean accuracy lost (points)", "Blues", (0, 10)))
+    for ax, (frame, title, cmap, (lo, hi)) in zip(axes, panels):
+        grid = frame.pivot(index="attack", columns="defense", values="v").reindex(index=attacks, columns=defenses)
+        im = ax.imshow(grid.to_numpy(dtype=float), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        for i, a in enumerate(attacks):
+            for j, d in enumerate(defenses):
+                v = grid.loc[a, d]
+                if pd.notna(v):
+                    dark = (v - lo) / (hi - lo) > 0.55
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=style.MIN_FONT_PT,
+                            color="white" if dark else style.BLACK)
+        ax.set_xticks(range(len(defenses)), defenses, rotation=30, ha="right")
+        ax.set_yticks(range(len(attacks)), attacks)
+        ax.set_title(title, fontsize=style.FONT_PT)
+        ax.figure.colorbar(im, ax=ax, fraction=0.04)
+    return axes
+
+
 def plot_der(summary: pd.DataFrame, ax: Any = None) -> Any:
     """Defense effectiveness rating (BackdoorBench) per defense, one bar group per attack (mean ± std)."""
     if ax is None:
