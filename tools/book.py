@@ -301,11 +301,11 @@ def timing_cell_source(nb: Path) -> str:
 
 
 def badge_cell_source(nb: Path) -> str:
-    """The line under a chapter's title: a "Launch in Colab" badge and the chapter's measured CPU run time."""
+    """The line under a chapter's title: a "Launch in Colab" badge, which opens the chapter's Colab edition
+    (``colab/``, :mod:`colab`: the prose's numbers shown), and the chapter's measured CPU run time."""
     repo = repository()
-    path = nb.relative_to(ROOT).as_posix()
     colab = (f"https://colab.research.google.com/github/{repo['url'].removeprefix('https://github.com/')}"
-             f"/blob/{repo.get('branch', 'main')}/{repo.get('path_to_book') or ''}{path}")
+             f"/blob/{repo.get('branch', 'main')}/colab/{nb.name}")
     badge = os.path.relpath(ROOT / "book" / "images" / "colab-badge.svg", nb.parent)
     return (f"[![Launch in Colab]({badge})]({colab}) &nbsp; runs on a CPU in about "
             f"{{glue:text}}`{chapter_key(nb)}_run_seconds` s")

@@ -14,6 +14,7 @@ import json
 import platform
 import subprocess
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -83,7 +84,13 @@ def write_provenance(out: str | Path, record: Mapping[str, Any]) -> Path:
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A stored run: its rows and its provenance, from the folder ``path`` (``results/<name>``)."""
+    """A stored run: its rows and its provenance, from the folder ``path`` (``results/<name>``) or from the same
+    folder at an ``https://`` address (the repository's raw files, for a reader in Colab)."""
+    if str(path).startswith(("https://", "http://")):
+        base = str(path).rstrip("/")
+        with urllib.request.urlopen(f"{base}/{PROVENANCE}", timeout=60) as f:
+            prov = json.loads(f.read().decode())
+        return pd.read_csv(f"{base}/{CSV}"), prov
     folder = Path(path)
     if not (folder / CSV).is_file() or not (folder / PROVENANCE).is_file():
         raise ValueError(f"path={str(path)!r} must be a stored grid run: a folder with {CSV} and {PROVENANCE} "
