@@ -31,7 +31,7 @@ def test_baseline_returns_a_new_model_and_lowers_nothing_it_should_keep(scenario
     assert run.model is not scenario.backdoored
     assert all(torch.equal(before[k], v) for k, v in scenario.backdoored.state_dict().items())
     rec = run.record
-    assert rec["unseen"] == 175 and rec["defense_seconds"] > 0
+    assert rec["unseen"] == 175 and rec["defense_seconds"] > 0 and rec["detected"] is None
     assert rec["after"]["acc"] > rec["before"]["acc"] - 0.03  # clean accuracy kept within ~2-3 points
     assert rec["after"]["asr"] <= rec["before"]["asr"]
 
@@ -42,6 +42,7 @@ def test_nc_unlearn_removes_badnets_with_a_known_target(scenario):
     assert all(torch.equal(before[k], v) for k, v in scenario.backdoored.state_dict().items())
     info = run.record["info"]
     assert info["known_target"] and info["target_used"] == 0 and info["nc_classes"] == [0]
+    assert run.record["detected"] is None  # told the target: it decides nothing
     assert run.record["after"]["asr"] < 0.5 * run.record["before"]["asr"]
     assert run.record["after"]["acc"] > run.record["before"]["acc"] - 0.05
 

@@ -218,3 +218,33 @@ def test_a_checkpoint_with_non_finite_weights_names_the_tensor(files, tmp_path, 
     err = capsys.readouterr().err
     assert "holds non-finite values (NaN or inf) in 1 tensor(s): fc1.weight" in err
     assert not (tmp_path / "d.pt").exists()
+
+
+def test_a_blind_defense_that_finds_no_backdoor_leaves_a_clean_model_unchanged_unless_forced(scenario, files,
+                                                                                               tmp_path, capsys):
+    clean = tmp_path / "clean.pt"
+    torch.save({k: v.detach().cpu() for k, v in scenario.clean.state_dict().items()}, clean)
+    args = ["defend", "--model-file", str(clean), "--arch", "cnn", "--dataset", f"folder:{files / 'digits'}",
+            "--defense", "nc-unlearn", "--unseen", "100", "--out", str(tmp_path / "d.pt"), "--no-progress"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    rec = json.loads((tmp_path / "d.json").read_text())
+    assert rec["detection"]["detected"] is False and rec["detection"]["value"] <= rec["detection"]["threshold"]
+    assert not rec["model_written"] and rec["out"] is None and rec["after"] == rec["before"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.pt", "d.json"]  # no model written
+    assert "no backdoor found: Neural Cleanse anomaly index" in text and "d.json only (model unchanged)" in text
+    assert main([*args, "--force"]) == 0
+    rec = json.loads((tmp_path / "d.json").read_text())
+    assert rec["model_written"] and rec["forced"] and (tmp_path / "d.pt").is_file()
+    assert any("--force" in n for n in rec["notes"])
+
+
+def test_detection_reads_the_search_or_neural_cleanse_evidence():
+    from unlearnlib.experiment.defend import detection
+    search = {"search_anomaly": [0.0, 44.9, 1.0], "search_scores": [0.0, 0.7, 0.1], "search_kind": "blend"}
+    assert detection(True, search) == {"detected": True, "statistic": "target search anomaly index",
+                                       "flagged_class": 1, "value": 44.9, "threshold": 2.0, "trigger_rate": 0.7,
+                                       "min_trigger_rate": 0.25, "kind": "blend"}
+    nc = {"nc_anomaly_index": [0.3, 2.5], "nc_classes": [4, 7]}
+    assert detection(False, nc)["flagged_class"] == 7 and detection(False, nc)["value"] == 2.5
+    assert detection(None, search) == {"detected": None}  # told the trigger or target: no decision

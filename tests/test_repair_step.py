@@ -76,6 +76,7 @@ def test_every_repair_variant_runs_and_reports_three_stages(sc, name):
     assert rec["info"]["inner_defense"] == name and rec["info"]["repair_layers"] == ["fc2"]
     assert rec["info"]["repair_target"] == sc.target  # recovered (or inferred from the known trigger)
     assert rec["after"]["asr"] <= rec["unlearned"]["asr"] + 0.02  # the repair does not bring the backdoor back
+    assert (rec["detected"] is None) == DEFENSES.get(name).needs_trigger  # a blind one decides: True or False
 
 
 def test_repair_gives_the_target_class_back_and_holds_the_trigger(sc):

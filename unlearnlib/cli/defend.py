@@ -4,7 +4,7 @@
 ::
 
     python -m unlearnlib defend --model-file ckpt.pt --arch cnn --dataset folder:PATH --defense agme \\
-        --unseen 50 --out defended.pt [--trigger-file t.pt] [--target N] [--report PATH] [--image-size N]
+        --unseen 50 --out defended.pt [--trigger-file t.pt] [--target N] [--report PATH] [--image-size N] [--force]
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ def format_report(rec: dict[str, Any]) -> str:
         lines.append(f"asr: {rec['asr_trigger']} trigger, into class {rec['asr_target']}")
     if rec["recovered_target"] is not None:
         lines.append(f"recovered target: {rec['recovered_target']}")
+    found = rec["detection"]
+    if found["detected"] is not None:
+        verdict = "backdoor found" if found["detected"] else "no backdoor found"
+        evidence = (f": {found['statistic']} {found['value']:.2f} (threshold {found['threshold']:g}) at class "
+                    f"{found['flagged_class']}" if "statistic" in found else "")
+        lines.append(verdict + evidence)
     lines += [f"note: {n}" for n in rec["notes"]]
     return "\n".join(lines)
 
@@ -61,6 +67,9 @@ def add_defend_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--download", action="store_true", help="download a torchvision dataset if missing")
+    p.add_argument("--force", action="store_true",
+                   help="write the defended model even where a blind defense finds no backdoor (default: only the "
+                        "report is written then)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -69,7 +78,9 @@ def cmd_defend(args: argparse.Namespace) -> dict[str, Any]:
     rec = defend_checkpoint(args.model_file, args.arch, args.dataset, args.defense, args.unseen, out=args.out,
                             report=args.report, trigger_file=args.trigger_file, target=args.target,
                             image_size=args.image_size, seed=args.seed, device=args.device,
-                            progress=False if args.no_progress else None, download=args.download, params=params)
+                            progress=False if args.no_progress else None, download=args.download, params=params,
+                            force=args.force)
     print(format_report(rec))
-    print(f"wrote {args.out} and {args.report or args.out.with_suffix('.json')}")
+    report = args.report or args.out.with_suffix(".json")
+    print(f"wrote {args.out} and {report}" if rec["model_written"] else f"wrote {report} only (model unchanged)")
     return rec

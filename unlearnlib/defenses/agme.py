@@ -97,4 +97,4 @@ class Agme(AgmeBDK):
         rinfo.setdefault("recovery_seconds", time.perf_counter() - start)
         out = self.edit(model, defender.x, recovered)
         info = {**self.hyperparameters(), **rinfo, **out, "known_target": target is not None, "repair_seconds": 0.0}
-        return DefenseResult(model, info, recovered, tgt)
+        return DefenseResult(model, info, recovered, tgt, detected=None if target is not None else rinfo["detected"])

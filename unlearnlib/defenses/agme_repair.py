@@ -75,4 +75,4 @@ class AgmeRepair(Agme):
         repaired, info = repair_edit(model, defender, recovered, tgt, layers=self.layers_of(model), lam=self.lam,
                                      mu=self.mu, keep_weight=self.keep_weight, augment=self.augment)
         return DefenseResult(repaired, {**self.hyperparameters(), **rinfo, **info, "known_target": target is not None},
-                             recovered, tgt)
+                             recovered, tgt, detected=None if target is not None else rinfo["detected"])

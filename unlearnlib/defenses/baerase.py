@@ -320,7 +320,8 @@ class BAErase(Defense):
         info = {"target": rec.target, "target_given": target is not None, **rec.info(),
                 "recovery_seconds": round(rec.seconds, 3), "unlearning_seconds": round(time.perf_counter() - start, 3),
                 "epochs_run": len(hist["proxy_asr"]) - 1, **{k: [round(v, 4) for v in vs] for k, vs in hist.items()}}
-        return DefenseResult(model, info, rec.trigger, int(rec.target), also_fires=rec.also_fires)
+        detected = None if rec.search is None else bool(rec.search.outlier)
+        return DefenseResult(model, info, rec.trigger, int(rec.target), also_fires=rec.also_fires, detected=detected)
 
 
 # The ablation's headers for the :func:`unlearn` arguments it varies (a unit on each number: unlearnlib.display.style).

@@ -29,7 +29,9 @@ class DefenseResult:
     A composed ``<defense>+repair`` also returns the model after its unlearning step, before the repair, as
     ``unlearned`` (so the caller can measure target_acc before / after unlearning / after repair). ``also_fires``:
     the other recovered triggers that reach the target but were not unlearned (BAERASE's other kinds), which the
-    repair holds down too."""
+    repair holds down too. ``detected``: whether the defense's own statistics found a backdoor (the target search's
+    outlier, Neural Cleanse's anomaly index); None for a defense that does not decide (given the trigger or the
+    target, or searching none)."""
 
     model: nn.Module
     info: dict[str, Any] = field(default_factory=dict)
@@ -37,6 +39,7 @@ class DefenseResult:
     target: int | None = None
     unlearned: nn.Module | None = None
     also_fires: list[Any] = field(default_factory=list)  # other recovered triggers that reach the target
+    detected: bool | None = None  # its own statistics found a backdoor (None: it does not decide)
 
 
 class Defense:

@@ -235,7 +235,7 @@ class Repaired(Defense):
                 "defender_target_acc": {k: class_accuracy(m, x_t, int(tgt)) for k, m in stages.items()},
                 "defender_trigger_rate": {k: triggered_target_rate(m, x_n, used_trigger, int(tgt))
                                           for k, m in stages.items()}}
-        return DefenseResult(repaired, info, out.trigger, out.target, unlearned=out.model)
+        return DefenseResult(repaired, info, out.trigger, out.target, unlearned=out.model, detected=out.detected)
 
 
 def compose_repair(name: str) -> type[Repaired]:

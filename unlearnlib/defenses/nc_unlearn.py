@@ -68,7 +68,8 @@ class NCUnlearn(FineTuningDefense):
                                 "nc_steps": self.nc_steps, "nc_lr": self.nc_lr, "nc_lam": self.nc_lam,
                                 "fraction": self.fraction}
         if self.require_detection and target is None and not nc.detected:
-            return DefenseResult(model, {**info, "unlearned": False, "stamped": 0}, nc.trigger(tgt), tgt)
+            return DefenseResult(model, {**info, "unlearned": False, "stamped": 0}, nc.trigger(tgt), tgt,
+                                 detected=False)
         recovered = nc.trigger(tgt)
         n_stamp = max(1, round(self.fraction * len(defender)))
         chosen = defender.take(n_stamp, self.seed)
@@ -77,7 +78,8 @@ class NCUnlearn(FineTuningDefense):
         data = Data(torch.cat([defender.x, stamped]), torch.cat([defender.y, chosen.y]))
         model = self.finetune(model, data, desc="nc-unlearn")
         return DefenseResult(model, {**info, "unlearned": True, "stamped": n_stamp,
-                                     "recovered_mask_l1": float(recovered.mask.sum())}, recovered, tgt)
+                                     "recovered_mask_l1": float(recovered.mask.sum())}, recovered, tgt,
+                             detected=None if target is not None else bool(nc.detected))
 
 
 def _nc_info(nc: Any) -> dict[str, Any]:

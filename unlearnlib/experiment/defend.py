@@ -11,8 +11,10 @@ The JSON report: ``before``/``after`` metrics on the held-out images (``acc``; w
 the defense's own recovered trigger (``"recovered"``; an approximation the defense found on this model, so its
 asr says whether *that* trigger still works) or none (``asr`` omitted; ``notes`` says so); ``target`` (given),
 ``recovered_target`` and ``asr_target`` (the class asr is measured into); ``defense_seconds`` and ``seconds``
-(everything: loading, metrics, writing). The defended weights and the report are written together, only after
-success (:func:`unlearnlib.core.cache.atomic_write_all`).
+(everything: loading, metrics, writing); ``detection`` (:func:`detection`): whether the defense's own statistics
+found a backdoor, and their values. A blind defense that finds none writes no changed model, only the report
+(``model_written: false``), unless ``force``. The defended weights and the report are written together, only
+after success (:func:`unlearnlib.core.cache.atomic_write_all`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from ..defenses import get_defense
 from ..ml.metrics import evaluate, predict
 from ..ml.triggers import load_trigger, save_trigger
 from ..models import build_model
+from ..recovery.neural_cleanse import ANOMALY_THRESHOLD
+from ..recovery.target_search import MIN_SCORE, OUTLIER_THRESHOLD
 from .runs import apply_defense
 
 
@@ -45,6 +49,29 @@ def measure(model: nn.Module, test: Data, trigger: Any, target: int | None) -> d
     if trigger is not None and target is not None:
         return evaluate(model, test, trigger, target)
     return {"acc": float((predict(model, test.x) == test.y.cpu()).float().mean())}
+
+
+def detection(detected: bool | None, info: dict[str, Any]) -> dict[str, Any]:
+    """The defense's decision and its evidence: ``detected`` (None: it does not decide -- it was given the trigger
+    or the target, or searches none), the statistic it used and the flagged class's value against the threshold:
+    the target search's anomaly index and trigger rate (:func:`unlearnlib.recovery.target_search.search_target`),
+    or Neural Cleanse's anomaly index (:mod:`unlearnlib.recovery.neural_cleanse`)."""
+    out: dict[str, Any] = {"detected": detected}
+    if detected is None:
+        return out
+    if "search_anomaly" in info:
+        anomaly, scores = info["search_anomaly"], info["search_scores"]
+        k = max(range(len(anomaly)), key=anomaly.__getitem__)
+        out.update(statistic="target search anomaly index", flagged_class=k, value=anomaly[k],
+                   threshold=OUTLIER_THRESHOLD, trigger_rate=scores[k], min_trigger_rate=MIN_SCORE,
+                   kind=info.get("search_kind"))
+    elif "nc_anomaly_index" in info or "anomaly_index" in info:
+        index = info.get("nc_anomaly_index", info.get("anomaly_index"))
+        classes = info.get("nc_classes", list(range(len(index))))
+        k = max(range(len(index)), key=index.__getitem__)
+        out.update(statistic="Neural Cleanse anomaly index", flagged_class=classes[k], value=index[k],
+                   threshold=ANOMALY_THRESHOLD)
+    return out
 
 
 def _jsonable(obj: Any) -> Any:
@@ -70,11 +97,12 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
                       trigger_file: str | Path | None = None, target: int | None = None,
                       image_size: int | None = None, seed: int = 0, device: str | torch.device = "auto",
                       progress: bool | None = None, download: bool = False,
-                      params: dict[str, Any] | None = None) -> dict[str, Any]:
+                      params: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
     """Defend the checkpoint, write the defended weights to ``out`` (same format) and the report to ``report``
     (default: ``out`` with ``.json``); return the report. ``params``: the defense's constructor arguments (e.g.
-    ``{"layers": "fc"}`` to name the edited layer of your model). Every input is checked before anything is
-    written."""
+    ``{"layers": "fc"}`` to name the edited layer of your model). Where a blind defense finds no backdoor
+    (:func:`detection`), only the report is written and ``after`` is the unchanged model's, unless ``force``. Every
+    input is checked before anything is written."""
     start = time.perf_counter()
     model_file, out = Path(model_file), Path(out)
     report = out.with_suffix(".json") if report is None else Path(report)
@@ -112,20 +140,30 @@ def defend_checkpoint(model_file: str | Path, arch: str, dataset: str, defense: 
     else:
         trigger, kind, asr_target = None, None, None
         notes.append(f"asr omitted: no --trigger-file was given and defense={defense!r} does not recover a trigger")
+    found = detection(out_run.detected, out_run.info)
+    keep = found["detected"] is False and not force  # no backdoor found: the model stays as it was
+    if keep:
+        notes.append("no backdoor found: the model is left unchanged and no weights are written (pass --force to "
+                     "write the defense's model anyway)")
+    elif found["detected"] is False:
+        notes.append("no backdoor found, but --force: the defense's model is written")
     test = split.test
-    before, after = measure(model, test, trigger, asr_target), measure(out_run.model, test, trigger, asr_target)
+    before = measure(model, test, trigger, asr_target)
+    after = before if keep else measure(out_run.model, test, trigger, asr_target)
     rec: dict[str, Any] = {
         "model_file": str(model_file), "arch": arch, "dataset": dataset, "classes": list(split.class_names),
         "image_shape": [c, h, h], "defense": defense, "defense_params": params, "unseen": out_run.unseen,
         "test_images": len(test), "defender_pool": len(split.defender), "seed": seed, "target": target,
         "recovered_target": out_run.target, "asr_trigger": kind, "asr_target": asr_target,
         "before": before, "after": after, "defense_seconds": out_run.seconds, "notes": notes,
-        "out": str(out), "info": out_run.info,
+        "detection": found, "model_written": not keep, "forced": bool(force),
+        "out": None if keep else str(out), "info": out_run.info,
     }
     state = state_of(out_run.model)
     rec["seconds"] = time.perf_counter() - start
     text = json.dumps(rec, indent=2, default=_jsonable)
-    atomic_write_all([(out, lambda p: write_weights(state, p, out)), (report, lambda p: p.write_text(text))])
+    writes = [(report, lambda p: p.write_text(text))]
+    atomic_write_all(writes if keep else [(out, lambda p: write_weights(state, p, out)), *writes])
     return rec
 
 

@@ -34,7 +34,8 @@ class Run:
 class Defended:
     """What :func:`apply_defense` returns: the defended model, the defense's ``info``, the ``unseen`` samples
     used, the defense's own seconds, the trigger and target it recovered (None when it did not search), and for a
-    ``<defense>+repair`` the model after unlearning, before the repair (``unlearned``)."""
+    ``<defense>+repair`` the model after unlearning, before the repair (``unlearned``), and whether its own statistics
+    found a backdoor (``detected``; None: it does not decide)."""
 
     model: nn.Module
     info: dict[str, Any]
@@ -43,6 +44,7 @@ class Defended:
     trigger: Any = None
     target: int | None = None
     unlearned: nn.Module | None = None
+    detected: bool | None = None
 
 
 def apply_defense(model: nn.Module, defense: str, pool: Data, unseen: int | None = None, *,
@@ -67,7 +69,7 @@ def apply_defense(model: nn.Module, defense: str, pool: Data, unseen: int | None
     with sharing(shared):
         out = d(model, defender, trigger=trigger if d.needs_trigger else None, target=target, num_classes=num_classes)
     seconds = time.perf_counter() - start + (shared.credited - credit if shared else 0.0)  # + a reused recovery
-    return Defended(out.model, out.info, n, seconds, out.trigger, out.target, out.unlearned)
+    return Defended(out.model, out.info, n, seconds, out.trigger, out.target, out.unlearned, out.detected)
 
 
 def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = None, *,
@@ -103,6 +105,7 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
         "dataset": scenario.split.name, "attack": scenario.attack, "defense": defense, "seed": scenario.seed,
         "target": scenario.target, "unseen": out.unseen, "before": scenario.before, "after": after,
         "defense_seconds": out.seconds, "der": der(scenario.before, after), "profile": scenario.profile.name,
+        "detected": out.detected,
         "info": out.info, **stages,
     }
     return Run(record, out.model, out.trigger, out.target)

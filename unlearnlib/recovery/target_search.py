@@ -43,6 +43,8 @@ KINDS = ("patch", "blend")
 KEEPS = ("best", "all")  # which final trigger kinds recover() keeps (its docstring)
 KEEP_RATE = 0.25  # [ours] with keep="all", a kind is kept when its held-out rate reaches this
 PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
+OUTLIER_THRESHOLD = 2.0  # a class is an outlier above this anomaly index (the MAD rule of Neural Cleanse) ...
+MIN_SCORE = 0.25  # [ours] ... when its triggers also fire on this fraction of the held-out images
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
 # a few steps of every stage, heatmaps every 8 pixels: the smoke profile's and the CPU path tests' budget (it runs
 # the code, it does not recover; why the coarse heatmaps: docs/decisions/0012-cpu-speed.md)
@@ -128,8 +130,8 @@ class SearchResult:
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = SEARCH_STEPS, lr: float = SEARCH_LR,
                   batch_size: int = 32,
-                  patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = 2.0,
-                  mad_floor: float = 0.01, min_score: float = 0.25, beta: float = 0.5,
+                  patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = OUTLIER_THRESHOLD,
+                  mad_floor: float = 0.01, min_score: float = MIN_SCORE, beta: float = 0.5,
                   seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
     batched) and return the outlying class.
