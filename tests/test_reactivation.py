@@ -38,3 +38,24 @@ def test_reactivation_retunes_the_three_models_on_the_same_images(sc):
     assert out["curves"]["defended"][0] < 0.05  # the edit removed it
     assert out["gap"] == pytest.approx(out["curves"]["defended"][-1] - out["curves"]["clean"][-1])
     assert reactivation(sc, defended, p)["curves"] == out["curves"]  # deterministic on the CPU
+
+
+def test_the_grid_retunes_after_each_defense_and_stores_it_as_evidence(tmp_path, capsys):
+    from unlearnlib.cli import main
+    from unlearnlib.evaluation import evidence
+    from unlearnlib.evaluation.reactivation import summarise_reactivation
+
+    out = tmp_path / "react"
+    assert main(["bench", "--attacks", "badnets", "--seeds", "0", "--defenses", "agme-bdk", "--retune", "--out",
+                 str(out), "--no-progress"]) == 0
+    assert "reactivation.md" in capsys.readouterr().out
+    df, prov = evidence.load(out)
+    assert prov["grid"] == "comparison" and prov["table"] == "grid.csv" and prov["retuning"] == {
+        "images": 200, "poisoned": 10, "epochs": 8, "lr": 1e-3, "batch_size": 64}
+    row = df[df["defense"] == "agme-bdk"].iloc[0]
+    assert row["reactivation_gap"] == pytest.approx(row["retuned_defended"] - row["retuned_clean"])
+    assert row["retuned_backdoored"] > 0.9 and row["asr"] < 0.02
+    s = summarise_reactivation(df).set_index("defense")
+    assert list(s.index) == ["agme-bdk"] and s.loc["agme-bdk", "removed"] == 1
+    checked = evidence.verify(out, rows=1, defenses=["agme-bdk"])
+    assert checked["problems"].iloc[0] == [] and "retuned_defended" in checked["again"].iloc[0]

@@ -25,10 +25,11 @@ from .defenses import Defense, DefenseResult, get_defense, repairable
 from .defenses.agme_repair import repair_edit
 from .defenses.baerase import BAErase, sweep, unlearn
 from .evaluation import rule
+from .evaluation.cells import load_cells
 from .evaluation.comparison import speedups
 from .evaluation.comparison import summarise as summarise_grid
 from .evaluation.evidence import load as load_evidence
-from .evaluation.grid import grid_record, load_cells, run_grid
+from .evaluation.grid import grid_record, run_grid
 from .evaluation.reference import published_table
 from .evaluation.robustness import DEFAULT_CELLS, failure_cases, run_robustness, sample_cells, success_by
 from .evaluation.robustness import summarise as summarise_robustness

@@ -5,6 +5,8 @@ them (CSV, markdown) and their plots into ``--out``, each file atomically.
 
 ``--unseen N`` hands every defense of a grid ``N`` defender samples instead of its own default: the one way to
 ask whether a defense's failures come from having too few samples (``bench --grid robustness --unseen 200``).
+``--victim clean`` runs the defenses on each cell's clean model (``clean.md``), ``--retune`` the retuning attack
+after each defense (``reactivation.md``); either grid. Every grid run writes ``provenance.json`` beside its CSV.
 """
 
 from __future__ import annotations
@@ -22,11 +24,19 @@ from ..core.cache import atomic_write_text
 from ..core.checks import check_positive_int
 from ..core.registry import ATTACKS, DEFENSES
 from ..display.bench import save_plots, save_robustness_plot
-from ..display.markdown import grid_markdown, layout_markdown, robustness_markdown, scaling_markdown
+from ..display.markdown import (
+    clean_markdown,
+    grid_markdown,
+    layout_markdown,
+    reactivation_markdown,
+    robustness_markdown,
+    scaling_markdown,
+)
 from ..evaluation.channels_last import run_layout
 from ..evaluation.comparison import summarise
 from ..evaluation.evidence import provenance, source_state, write_provenance
-from ..evaluation.grid import GRIDS, run_grid
+from ..evaluation.grid import GRIDS, VICTIMS, run_grid
+from ..evaluation.reactivation import Retuning
 from ..evaluation.robustness import DEFAULT_CELLS, run_robustness
 from ..evaluation.scaling import machine, run_scaling
 from ..experiment.params import parse_grid_params
@@ -62,6 +72,12 @@ def add_bench_parser(sub: Any, add_common: Callable[[argparse.ArgumentParser], N
     p.add_argument("--models", nargs="+", default=None,
                    help="with --scaling: models to time (default: cnn, preact-resnet18-w8, preact-resnet18); "
                         "with --layout: default cnn, preact-resnet18-w8")
+    p.add_argument("--victim", choices=VICTIMS, default="backdoored",
+                   help="the model each defense runs on: the cell's backdoored model (default) or its clean model "
+                        "(was there a backdoor at all?)")
+    p.add_argument("--retune", action="store_true",
+                   help="after each defense, the retuning attack (200 defender images, 10 of them poisoned, 8 epochs "
+                        "of Adam): is the backdoor really gone? Adds the retuned asr and reactivation gap")
     p.add_argument("--unseen", type=int, default=None,
                    help="defender samples given to every defense (default: each defense's own); part of each cell's "
                         "key. With --scaling: the samples to time with")
@@ -94,6 +110,21 @@ def write_robustness(df: pd.DataFrame, out: Path) -> tuple[str, ...]:
     return ("robustness.csv", "robustness.md", "robustness.png")
 
 
+def write_studies(df: pd.DataFrame, out: Path, victim: str, retune: bool) -> tuple[str, ...]:
+    """``clean.md`` (defenses on clean models) and ``reactivation.md`` (the retuning attack) where the run made
+    them; returns the names written."""
+    if not (df["status"] == "ok").any():
+        return ()
+    files = []
+    if victim == "clean":
+        atomic_write_text(out / "clean.md", clean_markdown(df))
+        files.append("clean.md")
+    if retune:
+        atomic_write_text(out / "reactivation.md", reactivation_markdown(df))
+        files.append("reactivation.md")
+    return tuple(files)
+
+
 def _report(df: pd.DataFrame, markdown: str | None, out: Path, files: tuple[str, ...]) -> None:
     """Print a grid's table and the ``files`` written (the CSV first); exit with an error when any cell failed."""
     if markdown is not None:
@@ -118,13 +149,15 @@ def cmd_robustness(args: argparse.Namespace) -> None:
         raise ValueError(f"--cells must be an integer >= 1, got {cells}")
     grid_seed = 0 if args.grid_seed is None else args.grid_seed
     start, source = time.time(), source_state()
+    retuning = Retuning() if args.retune else None
     df = run_robustness(cells, args.out, grid_seed=grid_seed, profile=args.profile, defenses=args.defenses,
                         device=args.device, progress=False if args.no_progress else None, strict=args.strict,
-                        params=parse_grid_params(args.defense_param), unseen=args.unseen)
-    files = write_robustness(df, Path(args.out))
-    prov = provenance(getattr(args, "argv", []), profile=args.profile, grid_seed=grid_seed, cells=cells,
-                      defenses=sorted(set(df["defense"]) - {"none"}), started=start, finished=time.time(),
-                      source=source)
+                        params=parse_grid_params(args.defense_param), unseen=args.unseen, victim=args.victim,
+                        retuning=retuning)
+    files = write_robustness(df, Path(args.out)) + write_studies(df, Path(args.out), args.victim, args.retune)
+    prov = provenance(getattr(args, "argv", []), profile=args.profile, grid="robustness", table="robustness.csv",
+                      grid_seed=grid_seed, cells=cells, defenses=sorted(set(df["defense"]) - {"none"}),
+                      started=start, finished=time.time(), source=source, victim=args.victim, retuning=retuning)
     files += (write_provenance(args.out, prov).name,)
     _report(df, robustness_markdown(df) if (df["status"] == "ok").any() else None, args.out, files)
 
@@ -158,10 +191,18 @@ def cmd_bench(args: argparse.Namespace) -> None:
     for flag, value in (("--cells", args.cells), ("--grid-seed", args.grid_seed)):
         if value is not None:
             raise ValueError(f"{flag} applies only to --grid robustness (the comparison grid takes --attacks/--seeds)")
-    df = run_grid(args.profile, args.attacks, args.defenses, args.seeds or [0, 1, 2], out,
+    start, source = time.time(), source_state()
+    retuning, seeds = (Retuning() if args.retune else None), args.seeds or [0, 1, 2]
+    df = run_grid(args.profile, args.attacks, args.defenses, seeds, out,
                   False if args.no_progress else None, dataset=args.dataset, target=args.target,
                   poison_ratio=args.poison_ratio, known_target=args.known_target, device=args.device,
                   strict=args.strict, download=args.download, image_size=args.image_size,
-                  params=parse_grid_params(args.defense_param), unseen=args.unseen)
-    files = write_grid(df, out)
+                  params=parse_grid_params(args.defense_param), unseen=args.unseen, victim=args.victim,
+                  retuning=retuning)
+    files = write_grid(df, out) + write_studies(df, out, args.victim, args.retune)
+    prov = provenance(getattr(args, "argv", []), profile=args.profile, grid="comparison", table="grid.csv",
+                      cells=len(df[["attack", "seed"]].drop_duplicates()), seeds=seeds,
+                      defenses=sorted(set(df["defense"]) - {"none"}), started=start, finished=time.time(),
+                      source=source, victim=args.victim, retuning=retuning)
+    files += (write_provenance(out, prov).name,)
     _report(df, grid_markdown(summarise(df)) if (df["status"] == "ok").any() else None, out, files)

@@ -8,6 +8,8 @@ import pandas as pd
 
 from ..evaluation import robustness as rb
 from ..evaluation.comparison import RATES, SUMMARY
+from ..evaluation.detection import clean_summary
+from ..evaluation.reactivation import summarise_reactivation
 from ..evaluation.rule import (
     ACC_DROP_MAX,
     ASR_MAX,
@@ -137,4 +139,31 @@ def layout_markdown(df: pd.DataFrame) -> str:
              "|---|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r.model} | {r.input} | {r.op} | {r.batch} | {r.nchw_ms:.2f} | {r.nhwc_ms:.2f} | {r.speedup:.2f} |"
               for r in df.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def reactivation_markdown(df: pd.DataFrame) -> str:
+    """The retuning attack after each defense (:func:`~unlearnlib.evaluation.reactivation.summarise_reactivation`):
+    per defense, the reactivation gap over the cells where it had removed the backdoor, in points."""
+    s = summarise_reactivation(df)
+    lines = ["| defense | planted cells | removed (cells) | gap median (points) | gap worst (points) | "
+             "retuned asr % median | clean model retuned asr % median | backdoored retuned asr % median |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, r in s.iterrows():
+        lines.append(f"| {r['defense']} | {r['planted']} | {r['removed']} | {_pct(r['gap_median'])} | "
+                     f"{_pct(r['gap_worst'])} | {_pct(r['retuned_median'])} | {_pct(r['clean_retuned_median'])} | "
+                     f"{_pct(r['backdoored_retuned_median'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def clean_markdown(df: pd.DataFrame) -> str:
+    """Every defense run on clean models (:func:`~unlearnlib.evaluation.detection.clean_summary`), in percent."""
+    s = clean_summary(df)
+    lines = ["| defense | clean models | acc drop median (points) | acc drop worst (points) | worst class drop "
+             "(points) | flagged a backdoor % | left unchanged % | harmless % | harmless with the gate % |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, r in s.iterrows():
+        lines.append(f"| {r['defense']} | {r['models']} | {_pct(r['acc_drop_median'])} | {_pct(r['acc_drop_worst'])} "
+                     f"| {_pct(r['class_drop_worst'])} | {_pct(r['flagged'])} | {_pct(r['unchanged'])} | "
+                     f"{_pct(r['harmless'])} | {_pct(r['harmless_gated'])} |")
     return "\n".join(lines) + "\n"

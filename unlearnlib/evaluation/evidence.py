@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,10 @@ import torch
 from ..core.cache import atomic_write_text
 from ..core.version import __version__
 from ..experiment.runs import run_defense
-from ..experiment.scenario import spec_scenario
-from .grid import FLIPS, METRICS, SPEC_KEYS
+from ..experiment.scenario import clean_victim, make_scenario, spec_scenario
+from .cells import FLIPS, METRICS
+from .grid import SPEC_KEYS
+from .reactivation import Retuning, reactivation
 from .scaling import machine
 
 CSV, PROVENANCE = "robustness.csv", "provenance.json"
@@ -37,8 +40,8 @@ COMPARED = ("asr", "acc", "target_acc", "asr_before", "acc_before", "target_acc_
 # [ours] On another CPU, a verified number may move by as much as the seed-to-seed spread of the tuning setting
 # (docs/decisions/0002-evidence-and-its-verification.md): rates in points, counts in images.
 TOLERANCE = {"asr": 0.10, "acc": 0.02, "target_acc": 0.06, "asr_before": 0.05, "acc_before": 0.02,
-             "target_acc_before": 0.06, "target_lost": 6, "target_gained": 6}
-PACKAGES = ("torch", "numpy", "pandas", "scipy", "mlxtend")
+             "target_acc_before": 0.06, "target_lost": 6, "target_gained": 6, "retuned_defended": 0.15}
+PACKAGES = ("torch", "numpy", "pandas", "scipy", "scikit-learn", "mlxtend")
 
 
 def _git(*args: str) -> str | None:
@@ -57,11 +60,14 @@ def source_state() -> dict[str, Any]:
             "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
 
 
-def provenance(command: Sequence[str], *, profile: str, grid_seed: int, cells: int, defenses: Sequence[str],
-               started: float, finished: float, source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def provenance(command: Sequence[str], *, profile: str, cells: int, defenses: Sequence[str], started: float,
+               finished: float, source: Mapping[str, Any] | None = None, grid: str = "robustness",
+               table: str = CSV, grid_seed: int | None = None, seeds: Sequence[int] | None = None,
+               victim: str = "backdoored", retuning: Any = None) -> dict[str, Any]:
     """What reproduces a stored run and what it ran on: the commit (and whether the tree had changes: ``source``,
-    :func:`source_state` at the start), the exact command, the profile and grid, the package versions, Python, the
-    CPU and threads, and the wall time."""
+    :func:`source_state` at the start), the exact command, the profile and grid (its ``table``, the
+    ``grid_seed`` or ``seeds``, the ``victim`` and the ``retuning`` protocol), the package versions, Python, the CPU
+    and threads, and the wall time."""
     versions = {"unlearnlib": __version__, "python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -69,8 +75,10 @@ def provenance(command: Sequence[str], *, profile: str, grid_seed: int, cells: i
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {**(source_state() if source is None else source),
-            "command": "python -m unlearnlib " + " ".join(command), "profile": profile, "grid_seed": grid_seed,
-            "cells": cells, "defenses": list(defenses), "versions": versions, "cpu": machine(),
+            "command": "python -m unlearnlib " + " ".join(command), "profile": profile, "grid": grid,
+            "table": table, "grid_seed": grid_seed, "seeds": None if seeds is None else list(seeds),
+            "cells": cells, "defenses": list(defenses), "victim": victim,
+            "retuning": None if retuning is None else asdict(retuning), "versions": versions, "cpu": machine(),
             "threads": torch.get_num_threads(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "wall_seconds": round(finished - started, 1)}
@@ -84,18 +92,21 @@ def write_provenance(out: str | Path, record: Mapping[str, Any]) -> Path:
 
 
 def load(path: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A stored run: its rows and its provenance, from the folder ``path`` (``results/<name>``) or from the same
-    folder at an ``https://`` address (the repository's raw files, for a reader in Colab)."""
+    """A stored run: its rows (the table its provenance names) and its provenance, from the folder ``path``
+    (``results/<name>``) or from the same folder at an ``https://`` address (the repository's raw files, for a
+    reader in Colab)."""
     if str(path).startswith(("https://", "http://")):
         base = str(path).rstrip("/")
         with urllib.request.urlopen(f"{base}/{PROVENANCE}", timeout=60) as f:
             prov = json.loads(f.read().decode())
-        return pd.read_csv(f"{base}/{CSV}"), prov
+        return pd.read_csv(f"{base}/{prov.get('table', CSV)}"), prov
     folder = Path(path)
-    if not (folder / CSV).is_file() or not (folder / PROVENANCE).is_file():
-        raise ValueError(f"path={str(path)!r} must be a stored grid run: a folder with {CSV} and {PROVENANCE} "
-                         "(python -m unlearnlib bench --grid robustness ... --out results/<name>)")
-    return pd.read_csv(folder / CSV), json.loads((folder / PROVENANCE).read_text())
+    prov = json.loads((folder / PROVENANCE).read_text()) if (folder / PROVENANCE).is_file() else None
+    table = folder / (prov or {}).get("table", CSV)
+    if prov is None or not table.is_file():
+        raise ValueError(f"path={str(path)!r} must be a stored grid run: a folder with its table ({CSV} or grid.csv) "
+                         f"and {PROVENANCE} (python -m unlearnlib bench ... --out results/<name>)")
+    return pd.read_csv(table), prov
 
 
 def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,22 +118,36 @@ def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def rerun(row: Mapping[str, Any], profile: str = "quick") -> dict[str, Any]:
-    """The numbers of :data:`COMPARED` for a stored row's cell and defense, computed again at the current code."""
-    sc = spec_scenario(spec_of(row), profile, progress=False)
+def compared(prov: Mapping[str, Any]) -> tuple[str, ...]:
+    """The numbers :func:`verify` compares for a run: :data:`COMPARED`, and the retuned asr after a retuning."""
+    return COMPARED + (("retuned_defended",) if prov.get("retuning") else ())
+
+
+def rerun(row: Mapping[str, Any], prov: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of :func:`compared` for a stored row's scenario and defense, computed again at the current code,
+    with the run's profile, victim and retuning protocol."""
+    profile = prov.get("profile", "quick")
+    if isinstance(row.get("cell"), str):
+        sc = spec_scenario(spec_of(row), profile, progress=False)
+    else:  # a comparison-grid row: the profile's scenario of (attack, seed)
+        sc = make_scenario(profile, str(row["attack"]), int(row["seed"]), progress=False)
+    sc = clean_victim(sc) if prov.get("victim") == "clean" else sc
     unseen = None if pd.isna(row.get("unseen")) else int(row["unseen"])
-    rec = run_defense(sc, str(row["defense"]), None if row["defense"] == "none" else unseen, progress=False).record
+    run = run_defense(sc, str(row["defense"]), None if row["defense"] == "none" else unseen, progress=False)
+    rec = run.record
     out = {m: rec["after"][m] for m in METRICS if m in COMPARED}
     out.update({f"{m}_before": rec["before"][m] for m in METRICS if f"{m}_before" in COMPARED})
     out.update({f"target_{k}": rec["target_flips"][k] for k in FLIPS if f"target_{k}" in COMPARED})
+    if prov.get("retuning"):
+        out["retuned_defended"] = reactivation(sc, run.model, Retuning(**prov["retuning"]))["final"]["defended"]
     return out
 
 
 def compare(stored: Mapping[str, Any], again: Mapping[str, Any], exact: bool) -> list[str]:
-    """What differs between a stored row and its rerun (:func:`rerun`): every number of :data:`COMPARED`, exactly
-    or within :data:`TOLERANCE`; empty when they agree."""
+    """What differs between a stored row and its rerun (:func:`rerun`): every number it holds, exactly or within
+    :data:`TOLERANCE`; empty when they agree."""
     problems = []
-    for k in COMPARED:
+    for k in again:
         a, b = float(stored[k]), float(again[k])
         off = abs(a - b)
         if (off > 1e-9 if exact else off > TOLERANCE[k] + 1e-9) or np.isnan(a) != np.isnan(b):
@@ -130,20 +155,23 @@ def compare(stored: Mapping[str, Any], again: Mapping[str, Any], exact: bool) ->
     return problems
 
 
-def verify(folder: str | Path, rows: int = 2, seed: int = 0, skip_attacks: Sequence[str] = ("wanet",)
-           ) -> pd.DataFrame:
-    """Run ``rows`` stored rows of the run in ``folder`` again (a seeded sample, ``skip_attacks``' cells left out
-    to keep the check short) and compare them (:func:`compare`: exactly when this CPU is the provenance's). One row
-    per checked row: its cell, defense, whether the comparison was exact, the numbers computed again, and what
-    differs."""
+def verify(folder: str | Path, rows: int = 2, seed: int = 0, skip_attacks: Sequence[str] = ("wanet",),
+           defenses: Sequence[str] | None = None) -> pd.DataFrame:
+    """Run ``rows`` stored rows of the run in ``folder`` again (a seeded sample of ``defenses``' rows, default all;
+    ``skip_attacks``' cells left out to keep the check short) and compare them (:func:`compare`: exactly when this
+    CPU is the provenance's). One row per checked row: its cell, defense, whether the comparison was exact, the
+    numbers computed again, and what differs."""
     df, prov = load(folder)
     exact = machine() == prov.get("cpu")
     pool = df[(df["status"] == "ok") & ~df["attack"].isin(list(skip_attacks))]
+    if defenses is not None:
+        pool = pool[pool["defense"].isin(list(defenses))]
     sample = pool.sample(n=min(rows, len(pool)), random_state=seed)
     out = []
     for _, row in sample.iterrows():
-        again = rerun(row, prov.get("profile", "quick"))
-        out.append({"cell": row["cell"], "defense": row["defense"], "exact": exact, "again": again,
+        again = rerun(row, prov)
+        name = row["cell"] if isinstance(row.get("cell"), str) else f"{row['attack']}/seed {row['seed']}"
+        out.append({"cell": name, "defense": row["defense"], "exact": exact, "again": again,
                     "problems": compare(row, again, exact)})
     if not out:
         raise ValueError(f"folder={str(folder)!r} holds no finished row to verify")

@@ -16,6 +16,7 @@ import json
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,12 @@ from ..core.version import __version__
 from ..defenses.base import constructor_defaults, get_defense, settable_params
 from ..experiment.profiles import Profile, get_profile
 from ..experiment.runs import run_defense
-from ..experiment.scenario import spec_scenario
+from ..experiment.scenario import clean_victim, spec_scenario
+from .cells import METRICS, cells_frame
+from .reactivation import Retuning, reactivation, references
 
-METRICS = ("acc", "asr", "target_acc", "ra", "asr_floor")
 GRIDS = ("comparison", "robustness")
-STAGE = ("acc", "asr", "target_acc")  # of a ``<defense>+repair`` after unlearning, before the repair (else empty)
-FLIPS = ("n", "lost", "gained")  # the target class's test images, and those the defense turned wrong / right
+VICTIMS = ("backdoored", "clean")  # the model each defense runs on
 
 
 def _names(given: Sequence[str] | None, registry: Any, param: str, default: list[str]) -> list[str]:
@@ -94,7 +95,8 @@ def check_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def cell_config(prof: Profile, defense: str, spec: dict[str, Any], *, dataset: str | None, known_target: bool,
                 image_size: int | None, params: Mapping[str, Any] | None = None,
-                unseen: int | None = None) -> dict[str, Any]:
+                unseen: int | None = None, victim: str = "backdoored",
+                retuning: Retuning | None = None) -> dict[str, Any]:
     """The configuration a cell record must match to be reused: the scenario (a comparison cell's attack, seed,
     target and ratio, or a spec cell's whole ``scenario``), the defense and its parameters (its defaults, with the
     caller's ``params`` over them), the defender samples (``unseen``; None: the defense's own), the package and
@@ -109,6 +111,10 @@ def cell_config(prof: Profile, defense: str, spec: dict[str, Any], *, dataset: s
                    "version": __version__, "code": source_fingerprint()})
     if image_size is not None:
         config["image_size"] = image_size
+    if victim != "backdoored":
+        config["victim"] = victim
+    if retuning is not None:
+        config["retuning"] = asdict(retuning)
     return config
 
 
@@ -156,7 +162,8 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
              strict: bool = False, download: bool | None = None,
              image_size: int | None = None, scenarios: Sequence[dict[str, Any]] | None = None,
              quiet: bool = False, params: Mapping[str, Mapping[str, Any]] | None = None,
-             unseen: int | None = None, shared: RecoveryMemo | None = None) -> pd.DataFrame:
+             unseen: int | None = None, shared: RecoveryMemo | None = None, victim: str = "backdoored",
+             retuning: Retuning | None = None) -> pd.DataFrame:
     """Run (or resume) the grid; return one row per cell, the ``none`` reference included.
 
     ``attacks`` default to every registered one, ``defenses`` to :func:`default_defenses`; ``known_target`` hands
@@ -173,10 +180,17 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     ``shared``: the :class:`~unlearnlib.core.memo.RecoveryMemo` through which the defenses of a cell that
     recover the trigger the same way recover it once (default: a new one for this call; pass one to share the
     recoveries with another call, e.g. the ``+repair`` compositions run after their inner defenses).
+    ``victim``: ``"clean"`` runs every defense on the cell's clean model instead (:func:`clean_victim`: was there a
+    backdoor at all?). ``retuning``: after each defense, the retuning attack of :mod:`.reactivation` with this
+    protocol (the record's ``reactivation``: is it really gone?). Both enter each cell's key.
     """
     if shared is not None and not isinstance(shared, RecoveryMemo):
         raise ValueError(f"shared must be None or an unlearnlib.RecoveryMemo, got {shared!r}")
 
+    if victim not in VICTIMS:
+        raise ValueError(f"victim must be one of {', '.join(VICTIMS)}, got {victim!r}")
+    if retuning is not None and not isinstance(retuning, Retuning):
+        raise ValueError(f"retuning must be None or an unlearnlib Retuning protocol, got {retuning!r}")
     prof = get_profile(profile)
     dfs = [d for d in _names(defenses, DEFENSES, "defenses", default_defenses()) if d != "none"]
     chosen = check_defense_params(params, dfs)
@@ -198,24 +212,33 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
     cells = [(sp, d) for sp in specs for d in ["none", *dfs]]
     records: list[dict[str, Any]] = []
     scenarios_built: dict[int, Any] = {}
+    refs: dict[str, list[float]] | None = None
     shared = RecoveryMemo() if shared is None else shared  # a cell's defenses that recover alike recover once
     bar = tqdm(cells, desc="bench", disable=not progress_enabled(progress), unit="cell")
     for spec, defense in bar:
         attack, seed, name = spec["attack"], spec["seed"], spec["cell"] or f"{spec['attack']}/seed {spec['seed']}"
         bar.set_postfix_str(f"{name}/{defense}")
         config = cell_config(prof, defense, spec, dataset=dataset, known_target=known_target, image_size=image_size,
-                             params=chosen.get(defense), unseen=None if defense == "none" else unseen)
+                             params=chosen.get(defense), unseen=None if defense == "none" else unseen,
+                             victim=victim, retuning=retuning)
         path = cell_path(out, attack, defense, seed, spec["cell"])
         rec = _read_cell(path, config, warn=progress_enabled(progress))  # a chapter (no progress) stays quiet
         if rec is None:
             if id(spec) not in scenarios_built:
-                scenarios_built = {id(spec): spec_scenario(spec, prof, dataset=dataset, device=device,
-                                                           progress=False, download=download, image_size=image_size)}
+                built = spec_scenario(spec, prof, dataset=dataset, device=device, progress=False, download=download,
+                                      image_size=image_size)
+                scenarios_built = {id(spec): clean_victim(built) if victim == "clean" else built}
+                refs = None  # the retuning of this scenario's clean and backdoored models, once
             sc = scenarios_built[id(spec)]
             try:
-                rec = run_defense(sc, defense, unseen, target=sc.target if known_target else None, device=device,
-                                  progress=False, shared=shared, **chosen.get(defense, {})).record
-                rec["status"] = "ok"
+                run = run_defense(sc, defense, unseen, target=sc.target if known_target else None, device=device,
+                                  progress=False, shared=shared, **chosen.get(defense, {}))
+                rec = run.record
+                if retuning is not None:
+                    refs = references(sc, retuning) if refs is None else refs
+                    out_r = reactivation(sc, run.model, retuning, refs=refs)
+                    rec["reactivation"] = {k: out_r[k] for k in ("curves", "steps", "gap", "protocol")}
+                rec["victim"], rec["status"] = victim, "ok"
             except Exception as exc:  # a failing defense is one failed cell, not a crashed grid
                 if strict:
                     raise
@@ -224,7 +247,7 @@ def run_grid(profile: str | Profile = "quick", attacks: Sequence[str] | None = N
                     tqdm.write(f"bench: {name}/{defense} FAILED: {type(exc).__name__}: {exc}\n{tb}", file=sys.stderr)
                 rec = {"dataset": sc.split.name, "attack": attack, "defense": defense, "seed": seed,
                        "target": sc.target, "profile": prof.name, "before": sc.before, "status": "failed",
-                       "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
+                       "error": f"{type(exc).__name__}: {exc}", "traceback": tb, "victim": victim}
             if spec["cell"] is not None:
                 rec["scenario"] = spec
             rec["cell"] = config
@@ -250,54 +273,3 @@ def grid_record(profile: str | Profile, attack: str, defense: str, seed: int = 0
     run_grid(prof, [attack], list(dict.fromkeys([defense, *together])), seeds=[seed], out=out, progress=False,
              strict=True)
     return json.loads(cell_path(out, attack, defense, seed).read_text())
-
-
-def found_target(info: dict[str, Any]) -> int | None:
-    """The target class a defense named in its ``info`` (the repair's, else the recovery's or the search's); None
-    for one that searched none (it was given the trigger, or needs no target)."""
-    for key in ("repair_target", "recovered_target", "target_used", "target"):
-        if isinstance(info.get(key), int):
-            return int(info[key])
-    return None
-
-
-def cells_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One flat row per cell record: ``<metric>`` after the defense, ``<metric>_before`` for the attacked model,
-    the target class's flips (``target_lost``, ``target_gained``, ``target_n``) and the target it named
-    (:func:`found_target`)."""
-    rows = []
-    for r in records:
-        row = {k: r.get(k) for k in ("attack", "defense", "seed", "dataset", "target", "status", "unseen",
-                                     "defense_seconds", "der")}
-        row.update({m: r.get("after", {}).get(m) for m in METRICS})
-        row.update({f"{m}_before": r.get("before", {}).get(m) for m in METRICS})
-        row.update({f"{m}_unlearned": r.get("unlearned", {}).get(m) for m in STAGE})  # +repair: before the repair
-        for key, suffix in (("target_flips", ""), ("target_flips_unlearned", "_unlearned")):
-            row.update({f"target_{k}{suffix}": r.get(key, {}).get(k) for k in FLIPS})
-        row["found_target"] = found_target(r.get("info", {}))
-        row["error"] = r.get("error", "")
-        spec = r.get("scenario")
-        if isinstance(spec, dict):  # a cell with its own scenario spec: its fields as columns
-            row.update({"cell": spec.get("cell"), "model": spec.get("model"),
-                        "poison_ratio": spec.get("poison_ratio"),
-                        "attack_params": json.dumps(spec.get("attack_params"), sort_keys=True)})
-        rows.append(row)
-    cols = ["attack", "defense", "seed", "dataset", "target", "status", "unseen", "defense_seconds", "der",
-            *METRICS, *(f"{m}_before" for m in METRICS), *(f"{m}_unlearned" for m in STAGE),
-            *(f"target_{k}{s}" for s in ("", "_unlearned") for k in FLIPS), "found_target", "error"]
-    if any(isinstance(r.get("scenario"), dict) for r in records):
-        cols = ["cell", "model", "poison_ratio", "attack_params", *cols]
-    df = pd.DataFrame(rows, columns=cols)
-    order = ["cell", "defense"] if "cell" in cols else ["attack", "defense", "seed"]
-    return df.sort_values(order, kind="stable").reset_index(drop=True)
-
-
-def load_cells(out: str | Path) -> pd.DataFrame:
-    """Every cell record under ``out/cells`` (unreadable files skipped), as :func:`cells_frame` rows."""
-    recs = []
-    for p in sorted((Path(out) / "cells").glob("*.json")):
-        try:
-            recs.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            continue
-    return cells_frame(recs)

@@ -21,14 +21,16 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
 from ..core.checks import check_positive_int, check_positive_number
 from ..data import Data
 from ..experiment.scenario import Scenario
-from ..ml.metrics import evaluate
+from ..ml.metrics import attack_rate
 from ..ml.train import train
+from .rule import judged
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,21 @@ def retuning_set(scenario: Scenario, protocol: Retuning = Retuning(), seed: int 
     return Data(x, y)
 
 
+def triggered_test(scenario: Scenario) -> torch.Tensor:
+    """The test images of the other classes with the attacker's trigger: the asr's inputs, stamped once."""
+    test = scenario.split.test
+    x = test.x[test.y.to(test.x.device) != scenario.target]
+    return scenario.trigger.apply(x).to(x.dtype)
+
+
 def retune(model: nn.Module, scenario: Scenario, data: Data, protocol: Retuning = Retuning(),
            seed: int = 0) -> list[float]:
     """Retune a copy of ``model`` on ``data``; the test-set asr before each epoch and after the last (``epochs + 1``
     values; step ``i * steps_per_epoch``)."""
-    asr: list[float] = []
+    x, asr = triggered_test(scenario), []
 
     def measure(_epoch: int, m: nn.Module) -> None:
-        asr.append(evaluate(m, scenario.split.test, scenario.trigger, scenario.target)["asr"])
+        asr.append(attack_rate(m, x, scenario.target))
 
     tuned = train(copy.deepcopy(model), data, epochs=protocol.epochs, lr=protocol.lr, batch_size=protocol.batch_size,
                   optimizer="adam", schedule="constant", seed=seed, progress=False, desc="retuning",
@@ -86,14 +95,41 @@ def retune(model: nn.Module, scenario: Scenario, data: Data, protocol: Retuning 
     return asr
 
 
-def reactivation(scenario: Scenario, defended: nn.Module, protocol: Retuning = Retuning(), seed: int = 0,
-                 ) -> dict[str, Any]:
-    """The retuning attack on the ``defended`` model, the scenario's clean model and its backdoored model, on the
-    same images (:func:`retuning_set`): ``curves`` (asr per epoch), ``steps`` (the step of each point), the final
-    asr of each, and ``gap`` = the defended model's final asr minus the clean model's (fractions)."""
+def references(scenario: Scenario, protocol: Retuning = Retuning(), seed: int = 0) -> dict[str, list[float]]:
+    """The retuning of the scenario's clean and backdoored models (asr per epoch): what every defense is compared
+    with; compute once per scenario and pass to :func:`reactivation`."""
     data = retuning_set(scenario, protocol, seed)
-    curves = {name: retune(m, scenario, data, protocol, seed) for name, m in
-              (("defended", defended), ("clean", scenario.clean), ("backdoored", scenario.backdoored))}
+    return {name: retune(m, scenario, data, protocol, seed) for name, m in
+            (("clean", scenario.clean), ("backdoored", scenario.backdoored))}
+
+
+def reactivation(scenario: Scenario, defended: nn.Module, protocol: Retuning = Retuning(), seed: int = 0,
+                 refs: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """The retuning attack on the ``defended`` model beside the scenario's clean and backdoored models, on the same
+    images (:func:`retuning_set`): ``curves`` (asr per epoch), ``steps`` (the step of each point), the final asr of
+    each, and ``gap`` = the defended model's final asr minus the clean model's (fractions). ``refs``: the clean and
+    backdoored curves from :func:`references` (computed here when None)."""
+    refs = references(scenario, protocol, seed) if refs is None else refs
+    curves = {"defended": retune(defended, scenario, retuning_set(scenario, protocol, seed), protocol, seed), **refs}
     return {"curves": curves, "steps": [i * protocol.steps_per_epoch for i in range(protocol.epochs + 1)],
             "final": {k: v[-1] for k, v in curves.items()}, "gap": curves["defended"][-1] - curves["clean"][-1],
             "protocol": asdict(protocol)}
+
+
+def summarise_reactivation(df: pd.DataFrame) -> pd.DataFrame:
+    """Per defense, over the planted cells of a grid run with ``retuning`` (:func:`~.cells.cells_frame` rows):
+    ``planted``; ``removed`` (cells where the defense brought the asr within its bound, the ones where "is it
+    gone?" is a question) and over those the reactivation gap's ``gap_median`` and ``gap_worst``, the retuned
+    asr of the defended model and, for comparison, of the clean and the backdoored models (medians; fractions)."""
+    d = judged(df)
+    d = d[d["planted"] & (d["status"] == "ok") & d["reactivation_gap"].notna() & (d["defense"] != "none")]
+    rows = []
+    for defense, sub in d.groupby("defense", sort=False):
+        removed = sub[~sub["breaks_asr"]]
+        rows.append({"defense": defense, "planted": len(sub), "removed": len(removed),
+                     "gap_median": float(removed["reactivation_gap"].median()),
+                     "gap_worst": float(removed["reactivation_gap"].max()),
+                     "retuned_median": float(removed["retuned_defended"].median()),
+                     "clean_retuned_median": float(removed["retuned_clean"].median()),
+                     "backdoored_retuned_median": float(removed["retuned_backdoored"].median())})
+    return pd.DataFrame(rows)

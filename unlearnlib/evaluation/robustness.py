@@ -32,6 +32,7 @@ import pandas as pd
 from ..core.memo import RecoveryMemo
 from ..core.registry import DEFENSES
 from .grid import run_grid
+from .reactivation import Retuning
 from .rule import BOUNDS, EPS, RAISE_MIN, breaks, judged, wilson
 
 ARCHS = ("cnn", "lenet5", "mlp", "small-bn")
@@ -207,14 +208,17 @@ def run_robustness(cells: int = DEFAULT_CELLS, out: str | Path = "results/robust
                    profile: str = "quick", defenses: Sequence[str] | None = None, device: str = "auto",
                    progress: bool | None = None, strict: bool = False, quiet: bool = False,
                    params: Mapping[str, Mapping[str, Any]] | None = None,
-                   unseen: int | None = None, shared: RecoveryMemo | None = None) -> pd.DataFrame:
+                   unseen: int | None = None, shared: RecoveryMemo | None = None, victim: str = "backdoored",
+                   retuning: Retuning | None = None) -> pd.DataFrame:
     """Run (or resume) the robustness grid through :func:`~.grid.run_grid`; return its rows with
     ``acc_drop``, ``target_acc_drop``, ``success`` and ``badness``. ``quiet``: no report of failed cells on
     stderr; ``params``: constructor arguments per defense, to judge a variant on the grid; ``unseen``: defender
     samples for every defense instead of each one's default; ``shared``: a
-    :class:`~unlearnlib.core.memo.RecoveryMemo` to share trigger recoveries with another call (all four:
+    :class:`~unlearnlib.core.memo.RecoveryMemo` to share trigger recoveries with another call; ``victim`` and
+    ``retuning``: the clean model as the victim, the retuning attack after each defense (all six:
     :func:`~.grid.run_grid`)."""
     specs = sample_cells(cells, grid_seed)
     df = run_grid(profile, None, defenses, out=out, progress=progress, device=device, strict=strict,
-                  scenarios=specs, quiet=quiet, params=params, unseen=unseen, shared=shared)
+                  scenarios=specs, quiet=quiet, params=params, unseen=unseen, shared=shared, victim=victim,
+                  retuning=retuning)
     return judged(df)

@@ -7,9 +7,10 @@ models, ml, attacks, recover, defenses)."""
 from .defend import defend_checkpoint, export_scenario
 from .profiles import PROFILES, Profile, get_profile
 from .runs import Defended, Run, apply_defense, run_defense
-from .scenario import Scenario, make_scenario, spec_scenario, take_unseen, trained_model
+from .scenario import Scenario, clean_victim, make_scenario, spec_scenario, take_unseen, trained_model
 from .studies import bdk_edit, play, sample_efficiency, strength_curve
 
-__all__ = ["PROFILES", "Defended", "Profile", "Run", "Scenario", "apply_defense", "bdk_edit", "defend_checkpoint",
+__all__ = ["PROFILES", "Defended", "Profile", "Run", "Scenario", "apply_defense", "bdk_edit", "clean_victim",
+           "defend_checkpoint",
            "export_scenario", "get_profile", "make_scenario", "play", "run_defense", "sample_efficiency",
            "spec_scenario", "strength_curve", "take_unseen", "trained_model"]

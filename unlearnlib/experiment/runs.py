@@ -15,7 +15,7 @@ from ..core.memo import RecoveryMemo, sharing
 from ..core.registry import DEFENSES
 from ..data import Data
 from ..defenses import get_defense
-from ..ml.metrics import der, target_flips
+from ..ml.metrics import der, per_class_accuracy, target_flips
 from .scenario import Scenario, take_unseen
 
 
@@ -83,9 +83,10 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
     :class:`~unlearnlib.core.memo.RecoveryMemo`), the seconds that recovery took when it was computed.
     Hyperparameters: the profile's ``defense_params[defense]`` (for ``<defense>+repair``: the inner defense's,
     then its own), overridden by ``params``. The record holds ``target_flips`` (the target class's test images the
-    defense turned wrong and right: :func:`~unlearnlib.ml.metrics.target_flips`). A ``+repair`` run also records
-    ``unlearned`` (the metrics after unlearning, before the repair), its ``target_flips_unlearned``, and
-    ``info["target_acc"]`` = before / unlearned / repaired (test set).
+    defense turned wrong and right: :func:`~unlearnlib.ml.metrics.target_flips`), ``class_acc`` (each class's
+    accuracy before and after) and ``detected``. A ``+repair`` run also records ``unlearned`` (the metrics after
+    unlearning, before the repair), its ``target_flips_unlearned``, and ``info["target_acc"]`` = before / unlearned /
+    repaired (test set).
     """
     prof = scenario.profile.defense_params
     inner = getattr(DEFENSES.get(defense), "inner", None) or defense  # a composition: its inner defense
@@ -95,7 +96,9 @@ def run_defense(scenario: Scenario, defense: str = "none", unseen: int | None = 
                         **{**prof.get(inner, {}), **prof.get(defense, {}), **params})  # the profile's, then ours
     after = scenario.metrics(out.model)
     test, tgt = scenario.split.test, scenario.target
-    stages: dict[str, Any] = {"target_flips": target_flips(scenario.backdoored, out.model, test, tgt)}
+    stages: dict[str, Any] = {"target_flips": target_flips(scenario.backdoored, out.model, test, tgt),
+                              "class_acc": {"before": per_class_accuracy(scenario.backdoored, test).tolist(),
+                                            "after": per_class_accuracy(out.model, test).tolist()}}
     if out.unlearned is not None:
         stages["unlearned"] = scenario.metrics(out.unlearned)
         stages["target_flips_unlearned"] = target_flips(scenario.backdoored, out.unlearned, test, tgt)

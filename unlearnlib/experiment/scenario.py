@@ -3,7 +3,7 @@ trained once and cached (:mod:`unlearnlib.core.cache`). The CLI, the grids and t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -90,6 +90,12 @@ class Scenario:
     def defender(self, n: int) -> Data:
         """The first ``n`` samples of the defender pool (class-balanced, fixed by the seed)."""
         return take_unseen(self.split.defender, n, self.seed)
+
+
+def clean_victim(scenario: Scenario) -> Scenario:
+    """The scenario with its clean model in the backdoored model's place: what a defense does to a model that has
+    no backdoor (``before`` is then the clean model's metrics; its ``asr`` is the floor)."""
+    return replace(scenario, backdoored=scenario.clean)
 
 
 def take_unseen(pool: Data, n: int, seed: int) -> Data:

@@ -40,13 +40,17 @@ class DivergenceError(ValueError):
     """A loss became NaN/inf; the message names the step and the hyperparameter to lower."""
 
 
-def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str) -> None:
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor, where: str, hint: str,
+            before_step: Callable[[], None] | None = None) -> None:
     """One optimiser step on ``loss`` (zero_grad, backward, step), after checking that it is finite: a NaN/inf
-    loss raises :class:`DivergenceError` naming ``where`` and ``hint`` instead of corrupting the weights."""
+    loss raises :class:`DivergenceError` naming ``where`` and ``hint`` instead of corrupting the weights.
+    ``before_step`` runs between the backward pass and the step (e.g. undoing a perturbation of the weights)."""
     if not torch.isfinite(loss):
         raise DivergenceError(f"{where} diverged (loss={float(loss.detach())}); {hint}")
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if before_step is not None:
+        before_step()
     opt.step()
 
 
@@ -57,13 +61,16 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
           optimizer: str = "adam", weight_decay: float = 0.0, augment: str = "none", schedule: str = "cosine",
           params: list[nn.Parameter] | None = None, device: str | torch.device = "auto", seed: int = 0,
           progress: bool | None = None, desc: str = "train",
-          before_epoch: Callable[[int, nn.Module], Data | None] | None = None) -> nn.Module:
+          before_epoch: Callable[[int, nn.Module], Data | None] | None = None,
+          perturb: Callable[[nn.Module], Callable[[], None]] | None = None) -> nn.Module:
     """Minimise cross-entropy on ``data``; returns ``model`` (trained in place) in eval mode.
 
     ``params`` restricts the update to some parameters (fine-tuning a head); ``schedule`` is ``"cosine"``
     (per-step cosine decay to zero) or ``"constant"``. ``before_epoch(epoch, model)`` is called before every
     epoch; if it returns a ``Data`` of the same size, the epoch trains on it (an attack that re-poisons the data
-    as it goes, like IMC).
+    as it goes, like IMC). ``perturb(model)`` moves the weights before each step's forward pass and returns what
+    puts them back, called after the backward pass: the gradient taken at the moved point updates the weights
+    (sharpness- or path-aware minimisation, :mod:`unlearnlib.ml.path_aware`).
     """
     check_classifier(model)
     check_positive_int(epochs, "epochs")
@@ -107,9 +114,10 @@ def train(model: nn.Module, data: Data, *, epochs: int = 8, lr: float = 1e-3, ba
             for start in range(0, len(data), batch_size):
                 idx = order[start:start + batch_size]
                 xb = x[idx] if aug is None else aug(x[idx])
+                restore = perturb(model) if perturb is not None else None
                 with autocast(dev):
                     loss = F.cross_entropy(model(xb), y[idx])
-                descend(opt, loss, f"{desc} at epoch {epoch}", f"lower lr (now {lr})")
+                descend(opt, loss, f"{desc} at epoch {epoch}", f"lower lr (now {lr})", restore)
                 sched.step()
                 running += float(loss.detach()) * len(idx)
             bar.set_postfix(loss=f"{running / len(data):.3f}")
