@@ -63,7 +63,7 @@ def test_defense_params_are_typed_from_the_whole_constructor_chain():
 
 def test_a_dict_parameter_takes_a_json_object_and_every_profile_setting_round_trips():
     """``recover_params={"gen_steps": 5}`` from the shell is a dict; :func:`param_pairs` writes any profile's
-    defense settings as the ``--defense-param`` texts that parse back to the same values (chapter 10 passes the
+    defense settings as the ``--defense-param`` texts that parse back to the same values (chapter 11 passes the
     profile's settings to ``unlearnlib defend`` this way)."""
     from unlearnlib.experiment.params import param_pairs, parse_defense_params, parse_grid_params
     from unlearnlib.experiment.profiles import PROFILES

@@ -64,3 +64,15 @@ def test_path_aware_finetune_returns_a_copy_and_checks_its_inputs():
         path_aware_finetune(model, model, data, device="cpu")
     with pytest.raises(ValueError, match="^reference must have the same architecture"):
         path_aware_finetune(model, nn.Sequential(nn.Flatten(), nn.Linear(4, 2)), data, device="cpu")
+
+
+def test_extrapolate_moves_alpha_times_further_from_the_reference():
+    from unlearnlib.ml.path_aware import extrapolate
+
+    ref, model = _net(0), _net(1)
+    out = extrapolate(model, ref, 2.0)
+    for o, m, r in zip(out.parameters(), model.parameters(), ref.parameters()):
+        assert torch.allclose(o, m + 2.0 * (m - r))
+    assert out is not model and not torch.equal(next(out.parameters()), next(model.parameters()))
+    with pytest.raises(ValueError, match="^alpha must be"):
+        extrapolate(model, ref, -1.0)

@@ -28,8 +28,10 @@ from .evaluation import rule
 from .evaluation.cells import load_cells
 from .evaluation.comparison import speedups
 from .evaluation.comparison import summarise as summarise_grid
+from .evaluation.detection import clean_summary, gated_success, roc_points, roc_table
 from .evaluation.evidence import load as load_evidence
 from .evaluation.grid import grid_record, run_grid
+from .evaluation.reactivation import Retuning, reactivation, references, summarise_reactivation
 from .evaluation.reference import published_table
 from .evaluation.robustness import DEFAULT_CELLS, failure_cases, run_robustness, sample_cells, success_by
 from .evaluation.robustness import summarise as summarise_robustness
@@ -38,6 +40,7 @@ from .experiment import (
     Profile,
     Scenario,
     apply_defense,
+    clean_victim,
     defend_checkpoint,
     export_scenario,
     get_profile,
@@ -51,21 +54,24 @@ from .experiment import (
 from .experiment.params import param_pairs
 from .ml.edit import edit_layers
 from .ml.metrics import asr_by_position, attack_rate, der, evaluate, logits, per_class_accuracy, predict
+from .ml.path_aware import extrapolate, path_aware_finetune
 from .ml.train import DivergenceError, train
 from .ml.triggers import Trigger, apply_trigger, load_trigger, save_trigger
 from .models import build_model, get_layer
 from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recover, search_target, train_generator
 
 __all__ = [
-    "Attack", "ATTACKER_ASR", "ATTACKS", "BAErase", "Data", "DATASETS", "DatasetUnavailable", "DEFAULT_CELLS",
-    "Defense", "DefenseResult", "DEFENSES", "DivergenceError", "KEEP_RATE", "MODELS", "PATCH_SIZES", "Profile",
-    "RecoveryMemo", "Scenario", "Split", "Trigger", "__version__", "apply_defense", "apply_trigger",
-    "asr_by_position", "attack_rate", "build_model", "cache_dir", "defend_checkpoint", "der", "edit_layers",
-    "evaluate", "export_scenario", "failure_cases", "get_defense", "get_layer", "get_profile", "grid_record",
-    "load_cells", "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine",
-    "make_scenario", "make_trigger", "neural_cleanse", "param_pairs", "per_class_accuracy", "play", "predict",
-    "proxy_rate", "published_table", "recover", "repair_edit", "repairable", "rule", "run_defense", "run_grid",
+    "__version__", "apply_defense", "apply_trigger", "asr_by_position", "Attack", "attack_rate", "ATTACKER_ASR",
+    "ATTACKS", "BAErase", "build_model", "cache_dir", "clean_summary", "clean_victim", "Data", "DATASETS",
+    "DatasetUnavailable", "DEFAULT_CELLS", "defend_checkpoint", "Defense", "DefenseResult", "DEFENSES", "der",
+    "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate", "failure_cases", "gated_success",
+    "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE", "load_cells", "load_dataset",
+    "load_evidence", "load_trigger", "load_weights", "logits", "machine", "make_scenario", "make_trigger", "MODELS",
+    "neural_cleanse", "param_pairs", "PATCH_SIZES", "path_aware_finetune", "per_class_accuracy", "play", "predict",
+    "Profile", "proxy_rate", "published_table", "reactivation", "recover", "RecoveryMemo", "references",
+    "repair_edit", "repairable", "Retuning", "roc_points", "roc_table", "rule", "run_defense", "run_grid",
     "run_robustness", "run_scaling", "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger",
-    "save_weights", "search_target", "spec_scenario", "speedups", "strength_curve", "success_by", "summarise_grid",
-    "summarise_robustness", "sweep", "train", "train_generator", "unlearn"
+    "save_weights", "Scenario", "search_target", "spec_scenario", "speedups", "Split", "strength_curve", "success_by",
+    "summarise_grid", "summarise_reactivation", "summarise_robustness", "sweep", "train", "train_generator",
+    "Trigger", "unlearn"
 ]

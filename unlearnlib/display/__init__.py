@@ -27,6 +27,7 @@ from .editing import (
     plot_sample_efficiency,
     target_margins,
 )
+from .gone import plot_gaps, plot_reactivation, plot_roc
 from .images import (
     METRICS,
     glue_percents,
@@ -37,19 +38,26 @@ from .images import (
     show_images,
     trigger_gallery,
 )
-from .markdown import grid_markdown, layout_markdown, robustness_markdown, scaling_markdown
+from .markdown import (
+    clean_markdown,
+    grid_markdown,
+    layout_markdown,
+    reactivation_markdown,
+    robustness_markdown,
+    scaling_markdown,
+)
 from .recovery import plot_search_scores, plot_trigger_gallery, plot_unlearning_curves
 from .style import table
 from .text import format_record
 from .widgets import live, playground, trigger_explorer
 
 __all__ = [
-    "METRICS", "difference_gallery", "edit_widget", "format_record", "glue_percents", "grid_markdown", "imshow",
-    "layout_markdown", "live", "metrics_table", "playground", "plot_asr_vs_seconds", "plot_asr_vs_unseen",
-    "plot_before_after", "plot_der", "plot_edit_picture", "plot_flow_field", "plot_grid_heatmaps",
-    "plot_neural_cleanse", "plot_per_class", "plot_poison_sweep", "plot_position_asr", "plot_robustness",
-    "plot_sample_efficiency", "plot_scaling", "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery",
-    "plot_unlearning_curves", "prediction_grid", "robustness_markdown", "save_plots", "save_robustness_plot",
-    "scaling_markdown", "show_images", "style", "table", "tables", "target_margins", "trigger_explorer",
-    "trigger_gallery"
+    "METRICS", "clean_markdown", "difference_gallery", "edit_widget", "format_record", "glue_percents",
+    "grid_markdown", "imshow", "layout_markdown", "live", "metrics_table", "playground", "plot_asr_vs_seconds",
+    "plot_asr_vs_unseen", "plot_before_after", "plot_der", "plot_edit_picture", "plot_flow_field", "plot_gaps",
+    "plot_grid_heatmaps", "plot_neural_cleanse", "plot_per_class", "plot_poison_sweep", "plot_position_asr",
+    "plot_reactivation", "plot_robustness", "plot_roc", "plot_sample_efficiency", "plot_scaling",
+    "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery", "plot_unlearning_curves", "prediction_grid",
+    "reactivation_markdown", "robustness_markdown", "save_plots", "save_robustness_plot", "scaling_markdown",
+    "show_images", "style", "table", "tables", "target_margins", "trigger_explorer", "trigger_gallery"
 ]

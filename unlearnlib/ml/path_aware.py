@@ -73,3 +73,16 @@ def path_aware_finetune(model: nn.Module, reference: nn.Module, data: Data, *, a
     return train(copy.deepcopy(model), data, epochs=epochs, lr=lr, batch_size=batch_size, optimizer="adam",
                  schedule="constant", seed=seed, device=device, progress=progress, desc="path-aware",
                  perturb=path_step(reference, rho))
+
+
+def extrapolate(model: nn.Module, reference: nn.Module, alpha: float) -> nn.Module:
+    """A copy of ``model`` moved ``alpha`` times further along the path from ``reference``:
+    theta + alpha (theta - theta_ref) (task arithmetic's negation, Ilharco et al., ICLR 2023, arXiv 2212.04089)."""
+    check_positive_number(alpha, "alpha")
+    if [p.shape for p in model.parameters()] != [p.shape for p in reference.parameters()]:
+        raise ValueError("reference must have the same architecture as model (the backdoored model it came from)")
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, r in zip(out.parameters(), reference.parameters()):
+            p.add_(p - r.to(p.device), alpha=float(alpha))
+    return out

@@ -1,4 +1,4 @@
-"""Chapters 7 and 9: the comparison's glued numbers back what its prose says; the playground's static run works."""
+"""Chapters 7 and 10: the comparison's glued numbers back what its prose says; the playground's static run works."""
 
 import pytest
 
@@ -26,10 +26,10 @@ def test_ch07_grid_backs_the_prose(glue, attack):
         assert g[f"{k}_agme_bdk_seconds"] < g[f"{k}_{d}_seconds"]
 
 
-def test_ch09_static_run(glue):
-    g = glue("09_playground")
-    assert g["ch09_asr_before"] >= 95.0 and g["ch09_asr_after"] <= 2.0
-    assert g["ch09_acc_before"] - g["ch09_acc_after"] <= 1.0 and g["ch09_unseen"] == 50
+def test_ch10_static_run(glue):
+    g = glue("10_playground")
+    assert g["ch10_asr_before"] >= 95.0 and g["ch10_asr_after"] <= 2.0
+    assert g["ch10_acc_before"] - g["ch10_acc_after"] <= 1.0 and g["ch10_unseen"] == 50
 
 
 def test_ch07_scaling_backs_the_prose(glue):
