@@ -24,8 +24,10 @@ def test_reactivation_curves_in_percent_with_the_references_styled_apart():
 
 
 def test_gaps_show_only_cells_where_the_backdoor_was_removed_with_the_median():
-    df = pd.DataFrame({"defense": ["agme", "agme", "agme", "baerase", "none"], "planted": [True, True, False, True, True],
-                       "breaks_asr": [False, False, False, True, False], "reactivation_gap": [0.1, 0.3, 0.9, 0.5, 0.7]})
+    df = pd.DataFrame({"defense": ["agme", "agme", "agme", "baerase", "none"],
+                       "planted": [True, True, False, True, True],
+                       "breaks_asr": [False, False, False, True, False],
+                       "reactivation_gap": [0.1, 0.3, 0.9, 0.5, 0.7]})
     ax = plot_gaps(df)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["agme"]  # baerase did not remove it; none is no defense
     dots, median = ax.get_lines()[0], ax.get_lines()[1]

@@ -66,3 +66,33 @@ def test_a_perturbed_row_fails_the_comparison(stored, verified):
         assert any(p.startswith(f"{key}:") for p in evidence.compare(bad, again, exact))
     nudged = pd.Series({**row.to_dict(), "acc": float(row["acc"]) + 0.001})  # one test image
     assert bool(evidence.compare(nudged, again, True)) and not evidence.compare(nudged, again, False)
+
+
+STUDIES = {"reactivation-tuning": ("comparison", "backdoored", True),  # folder: (grid, victim, retuned)
+           "reactivation-grid": ("robustness", "backdoored", True),
+           "clean-tuning": ("comparison", "clean", False), "clean-grid": ("robustness", "clean", False)}
+
+
+@pytest.mark.parametrize("name", sorted(STUDIES))
+def test_the_studies_of_is_it_really_gone_are_stored_with_their_provenance(name):
+    df, prov = evidence.load(ROOT / "results" / name)
+    grid, victim, retuned = STUDIES[name]
+    assert (prov["grid"], prov["victim"], bool(prov["retuning"])) == (grid, victim, retuned)
+    assert set(prov["defenses"]) == set(df["defense"]) - {"none"} and "agme-bdk+repair" in prov["defenses"]
+    assert not prov["dirty"] and len(prov["commit"]) == 40
+    if grid == "robustness":  # the final grid's first cells, drawn by its seed
+        final = json.loads((FINAL / "provenance.json").read_text())
+        assert prov["grid_seed"] == final["grid_seed"] and prov["cells"] < final["cells"]
+        assert list(df.drop_duplicates("cell")["cell"]) == [c["cell"] for c in
+                                                           robustness.sample_cells(prov["cells"], prov["grid_seed"])]
+    else:
+        assert prov["seeds"] == [0, 1, 2]
+    assert set(df["victim"]) == {victim} and (df["status"] == "ok").all()
+    assert ("reactivation_gap" in df) == retuned
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["reactivation-tuning", "clean-grid"])
+def test_a_stored_row_of_each_study_reproduces(name):
+    checked = evidence.verify(ROOT / "results" / name, rows=1, seed=0, defenses=["agme-bdk"])
+    assert checked["problems"].iloc[0] == [], checked.to_dict("records")

@@ -253,7 +253,7 @@ def test_every_shareable_defense_is_keyed_by_plain_settings():
             for key, value in settings(d):
                 json.dumps({f"{name}.{key}": value}, default=plain)  # raises on anything else
         else:
-            assert name.endswith("+repair")
+            assert name.endswith("+repair")  # a composition: its inner defense's run is shared
 
 
 def test_a_memo_keeps_a_bounded_number_of_runs():

@@ -26,7 +26,6 @@ Why these defaults: docs/decisions/0009-repair-step.md.
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -40,7 +39,8 @@ from ..data import Data
 from ..ml.edit import infer_target, layer_keys, resolve_layers, ridge_solve, shift_augment, weight_matrix
 from ..ml.triggers import TriggerArg, apply_trigger
 from ..models import get_layer
-from .base import Defense, DefenseResult
+from .base import DefenseResult
+from .compose import Composed, compose
 
 HOLD_KINDS = ("used", "firing")  # the triggers held: the one unlearning used, or every recovered kind that fires
 HOLDS = ("lower", "cleaned")  # the triggered keys' target value: the lower of cleaned / unlearned, or cleaned alone
@@ -177,7 +177,7 @@ def repair(original: nn.Module, unlearned: nn.Module, unseen: Data, trigger: Tri
                               "repair_seconds": time.perf_counter() - start}
 
 
-class Repaired(Defense):
+class Repaired(Composed):
     """An unlearning defense followed by :func:`repair` (subclassed once per inner defense by
     :func:`compose_repair`). Repair parameters: ``keep_weight``, ``hold_weight``, ``repair_mu``, ``draws``,
     ``augment_repair``, ``repair_layers``, ``repair_hold`` (:func:`repair`'s ``hold``), ``repair_hold_kinds``
@@ -185,8 +185,8 @@ class Repaired(Defense):
     :attr:`DefenseResult.also_fires`, *[ours]*; ``"used"``: that trigger alone); every other argument goes to the
     inner defense."""
 
-    inner: str = ""
-    shareable = False  # its inner defense's run is what is shared (Defense.__call__)
+    suffix = "+repair"
+    step = "the repair of the target class (:func:`repair`)"
 
     def __init__(self, keep_weight: float = 100.0, hold_weight: float = 1.0, repair_mu: float = 1.0,
                  draws: int = 4, augment_repair: bool = True, repair_layers: str | list[str] | None = None,
@@ -205,9 +205,7 @@ class Repaired(Defense):
                              f"or a non-empty list of names, got {repair_layers!r}")
         self.hold_kinds = check_choice(repair_hold_kinds, HOLD_KINDS, "repair_hold_kinds", "hold the trigger the "
                                         "unlearning used, or every recovered kind that reaches the target too")
-        self.inner_defense = DEFENSES.get(self.inner)(**kw)
-        super().__init__(device=self.inner_defense.device, seed=self.inner_defense.seed,
-                         progress=self.inner_defense.progress)
+        super().__init__(**kw)
         self.repair_kwargs = {"keep_weight": float(keep_weight), "hold_weight": float(hold_weight),
                               "mu": float(repair_mu), "draws": check_positive_int(draws, "draws"),
                               "augment": augment_repair, "hold": check_hold(repair_hold, "repair_hold"),
@@ -239,37 +237,12 @@ class Repaired(Defense):
 
 
 def compose_repair(name: str) -> type[Repaired]:
-    """The class of ``<name>+repair``: the registered unlearning defense ``name``, then :func:`repair`.
-
-    Only an unlearning defense composes (``repairable``): one that recovers a trigger and target, or is given the
-    trigger -- the repair needs the trigger to hold and the class to give back -- and does not repair already."""
-    inner = DEFENSES.get(name)
-    if issubclass(inner, Repaired) or not getattr(inner, "repairable", False):
-        raise ValueError(f"defense={name!r} is not an unlearning defense that the repair step can follow (it must "
-                         f"recover or be given a trigger and target, and not repair already); expected one of: "
-                         f"{', '.join(repairable())}")
-    own = [p for p in inspect.signature(Repaired.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
-           or (p.default is not p.empty)]
-    inner_params = [p.replace(kind=p.KEYWORD_ONLY) for p in inspect.signature(inner).parameters.values()
-                    if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in {q.name for q in own}]
-    cls = type(inner.__name__ + "Repaired", (Repaired,), {
-        "name": f"{name}+repair", "inner": name, "default_unseen": inner.default_unseen,
-        "needs_trigger": inner.needs_trigger, "min_classes": max(2, inner.min_classes), "recovers_trigger":
-        inner.recovers_trigger, "__doc__": f"``{name}``, then the repair of the target class (:func:`repair`).",
-        "__module__": __name__})
-    cls.__signature__ = inspect.Signature([p.replace(kind=p.KEYWORD_ONLY) for p in own] + inner_params)
-    return cls
+    """The class of ``<name>+repair``: the registered unlearning defense ``name``, then :func:`repair`
+    (:func:`~.compose.compose`). Only an unlearning defense composes (``repairable``): the repair needs the trigger
+    to hold and the class to give back."""
+    return compose(Repaired, name)  # type: ignore[return-value]
 
 
 def repairable() -> tuple[str, ...]:
     """The registered defenses the repair step can follow (``repairable``), in registry order."""
     return tuple(n for n in DEFENSES.names() if getattr(DEFENSES.get(n), "repairable", False))
-
-
-def register_compositions() -> list[str]:
-    """Register ``<name>+repair`` for every :func:`repairable` defense not composed yet; returns the new names
-    (:mod:`unlearnlib.defenses` calls it once every member is registered)."""
-    new = [f"{n}+repair" for n in repairable() if f"{n}+repair" not in DEFENSES]
-    for composed in new:
-        DEFENSES.register(composed)(compose_repair(composed.removesuffix("+repair")))
-    return new

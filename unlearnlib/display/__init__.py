@@ -27,7 +27,15 @@ from .editing import (
     plot_sample_efficiency,
     target_margins,
 )
-from .gone import plot_gaps, plot_reactivation, plot_roc
+from .gone import (
+    clean_table,
+    detection_table,
+    gated_table,
+    plot_gaps,
+    plot_reactivation,
+    plot_roc,
+    reactivation_table,
+)
 from .images import (
     METRICS,
     glue_percents,
@@ -52,12 +60,13 @@ from .text import format_record
 from .widgets import live, playground, trigger_explorer
 
 __all__ = [
-    "METRICS", "clean_markdown", "difference_gallery", "edit_widget", "format_record", "glue_percents",
-    "grid_markdown", "imshow", "layout_markdown", "live", "metrics_table", "playground", "plot_asr_vs_seconds",
-    "plot_asr_vs_unseen", "plot_before_after", "plot_der", "plot_edit_picture", "plot_flow_field", "plot_gaps",
-    "plot_grid_heatmaps", "plot_neural_cleanse", "plot_per_class", "plot_poison_sweep", "plot_position_asr",
-    "plot_reactivation", "plot_robustness", "plot_roc", "plot_sample_efficiency", "plot_scaling",
-    "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery", "plot_unlearning_curves", "prediction_grid",
-    "reactivation_markdown", "robustness_markdown", "save_plots", "save_robustness_plot", "scaling_markdown",
-    "show_images", "style", "table", "tables", "target_margins", "trigger_explorer", "trigger_gallery"
+    "METRICS", "clean_markdown", "clean_table", "detection_table", "difference_gallery", "edit_widget",
+    "format_record", "gated_table", "glue_percents", "grid_markdown", "imshow", "layout_markdown", "live",
+    "metrics_table", "playground", "plot_asr_vs_seconds", "plot_asr_vs_unseen", "plot_before_after", "plot_der",
+    "plot_edit_picture", "plot_flow_field", "plot_gaps", "plot_grid_heatmaps", "plot_neural_cleanse",
+    "plot_per_class", "plot_poison_sweep", "plot_position_asr", "plot_reactivation", "plot_robustness", "plot_roc",
+    "plot_sample_efficiency", "plot_scaling", "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery",
+    "plot_unlearning_curves", "prediction_grid", "reactivation_markdown", "reactivation_table", "robustness_markdown",
+    "save_plots", "save_robustness_plot", "scaling_markdown", "show_images", "style", "table", "tables",
+    "target_margins", "trigger_explorer", "trigger_gallery"
 ]

@@ -80,3 +80,49 @@ def plot_roc(points: Mapping[str, Mapping[str, Any]], rules: Mapping[str, tuple[
     ax.set_ylim(-2, 102)
     ax.legend(loc="lower right")
     return ax
+
+
+def _interval(ci: Any) -> str:
+    lo, hi = ci
+    return "—" if pd.isna(lo) else f"{100 * lo:.0f}–{100 * hi:.0f}"
+
+
+def reactivation_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`unlearnlib.evaluation.reactivation.summarise_reactivation` with unit headers, in points and percent."""
+    s = summary
+    return pd.DataFrame({"defense": s["defense"], "planted cells (count)": s["planted"],
+                         "removed (count)": s["removed"], "gap, median (points)": 100 * s["gap_median"],
+                         "gap, worst (points)": 100 * s["gap_worst"],
+                         "retuned asr, median (%)": 100 * s["retuned_median"],
+                         "clean model retuned (%)": 100 * s["clean_retuned_median"],
+                         "backdoored model retuned (%)": 100 * s["backdoored_retuned_median"]})
+
+
+def clean_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`unlearnlib.evaluation.detection.clean_summary` with unit headers."""
+    s = summary
+    return pd.DataFrame({"defense": s["defense"], "clean models (count)": s["models"],
+                         "acc drop, median (points)": 100 * s["acc_drop_median"],
+                         "acc drop, worst (points)": 100 * s["acc_drop_worst"],
+                         "worst class drop (points)": 100 * s["class_drop_worst"],
+                         "flagged a backdoor (%)": 100 * s["flagged"], "left unchanged (%)": 100 * s["unchanged"],
+                         "harmless (%)": 100 * s["harmless"], "harmless with the gate (%)": 100 * s["harmless_gated"]})
+
+
+def detection_table(roc: pd.DataFrame) -> pd.DataFrame:
+    """:func:`unlearnlib.evaluation.detection.roc_table` with unit headers and intervals as text."""
+    return pd.DataFrame({"detector": roc["detector"], "attack": roc["attack"],
+                         "backdoored models (count)": roc["n_pos"], "clean models (count)": roc["n_neg"],
+                         "AUC": roc["auc"], "AUC 95% interval": [_interval((a, b)) if a < b else f"{100 * a:.0f}"
+                                                                 for a, b in zip(roc["ci_low"], roc["ci_high"])],
+                         "backdoored flagged (%)": 100 * roc["tpr"], "interval (%)": roc["tpr_ci"].map(_interval),
+                         "clean flagged (%)": 100 * roc["fpr"], "interval, clean (%)": roc["fpr_ci"].map(_interval)})
+
+
+def gated_table(gated: pd.DataFrame) -> pd.DataFrame:
+    """:func:`unlearnlib.evaluation.detection.gated_success` with unit headers and intervals as text."""
+    g = gated
+    return pd.DataFrame({"defense": g["defense"], "planted cells (count)": g["planted"],
+                         "backdoor found (%)": 100 * g["detected"], "success as run (%)": 100 * g["success_rate"],
+                         "interval (%)": g["ci"].map(_interval), "success with the gate (%)": 100 * g["gated_rate"],
+                         "interval, gated (%)": g["gated_ci"].map(_interval)})

@@ -106,7 +106,7 @@ UNITS = ("%", "s", "MiB", "×", "nats", "count", "images", "points")
 HEADERS = {
     "acc": ("acc", "%"), "asr": ("asr", "%"), "target_acc": ("target_acc", "%"), "ra": ("ra", "%"),
     "asr_floor": ("asr_floor", "%"), "der": ("der", "%"), "asr_fast": ("asr, fast", "%"),
-    "asr_slow": ("asr, slow", "%"),
+    "asr_slow": ("asr, slow", "%"), "retuned": ("asr after retuning", "%"),
     "seconds": ("seconds", "s"), "defense_seconds": ("seconds", "s"), "edit_seconds": ("edit time", "s"),
     "solve_seconds": ("solve time", "s"), "peak_mib": ("peak memory", "MiB"), "ratio": ("ratio", "×"),
     "unseen": ("unseen", "images"), "params": ("parameters", "count"), "keys": ("keys", "count"),

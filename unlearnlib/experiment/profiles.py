@@ -6,9 +6,9 @@
 - ``full``: GPU with internet: torchvision CIFAR-10, PreAct-ResNet18, BackdoorBench-like training.
 - ``smoke``: CPU, offline: the ``full`` code path at toy size -- 3x32x32 colour images (``synth32``),
   PreAct-ResNet18 at 1/16 width (``preact-resnet18-w4``: BatchNorm, same layer names), one epoch. CI executes
-  every chapter under it (chapter 8 on one grid cell, chapter 1's asr map and chapter 7's cost table coarser and
-  smaller: chapter parameters, ``tools/book.py``'s ``PROFILE_PARAMETERS``); its numbers are not results (the
-  book's glued numbers are range-checked under ``quick`` only).
+  every chapter under it (chapter 8 on one of its failure cases, chapter 1's asr map and chapter 7's cost table
+  coarser and smaller: chapter parameters, ``tools/book.py``'s ``PROFILE_PARAMETERS``); its numbers are not
+  results (the book's glued numbers are range-checked under ``quick`` only).
 """
 
 from __future__ import annotations
