@@ -39,7 +39,7 @@ evidence: $(STAMP)
 		--out results/reactivation-grid --no-progress
 	$(PY) -m unlearnlib bench --seeds 0 1 2 --attacks badnets --defenses all --victim clean \
 		--out results/clean-tuning --no-progress
-	$(PY) -m unlearnlib bench --grid robustness --cells 40 --grid-seed $(FINAL_GRID_SEED) --defenses all \
+	$(PY) -m unlearnlib bench --grid robustness --cells 24 --grid-seed $(FINAL_GRID_SEED) --defenses all \
 		--victim clean --out results/clean-grid --no-progress
 
 # Every page of _build/html in headless Chromium (Debian: chromium, chromium-driver); skipped when not installed.
