@@ -48,3 +48,22 @@ def test_check_choice_names_the_parameter_the_choices_and_their_meaning():
     for bad in ("c", None, 1, ["a"]):
         with pytest.raises(ValueError, match=r"mode must be one of 'a', 'b' \(what it does\), got"):
             check_choice(bad, ("a", "b"), "mode", "what it does")
+
+
+def test_default_threads_sets_and_restores_the_thread_count(monkeypatch):
+    import os
+
+    import torch
+
+    from unlearnlib.core.device import configure_threads, default_threads
+
+    monkeypatch.delenv("UNLEARNLIB_THREADS", raising=False)
+    before = torch.get_num_threads()
+    with default_threads(1):
+        assert os.environ["UNLEARNLIB_THREADS"] == "1" and configure_threads() == 1 == torch.get_num_threads()
+    assert "UNLEARNLIB_THREADS" not in os.environ and torch.get_num_threads() == before
+    with default_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="^threads must be an integer >= 1"):
+        with default_threads(0):
+            pass

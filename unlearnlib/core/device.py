@@ -89,6 +89,34 @@ def cpu_threads(n: int | None) -> Iterator[None]:
             torch.set_num_threads(old)
 
 
+@contextlib.contextmanager
+def default_threads(n: int | None) -> Iterator[None]:
+    """Run a block as if ``UNLEARNLIB_THREADS=n`` (``None``: unchanged): every :func:`configure_threads` inside uses
+    ``n`` threads (a stored run is re-run with the thread count it was made with: the order of a parallel sum, and
+    so its rounding, can depend on it); the environment and the thread count are restored after."""
+    if n is None:
+        yield
+        return
+    old_env, old_n = os.environ.get("UNLEARNLIB_THREADS"), torch.get_num_threads()
+    os.environ["UNLEARNLIB_THREADS"] = str(check_threads(n))
+    try:
+        configure_threads()
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop("UNLEARNLIB_THREADS", None)
+        else:
+            os.environ["UNLEARNLIB_THREADS"] = old_env
+        torch.set_num_threads(old_n)
+
+
+def check_threads(n: object) -> int:
+    """A thread count: an integer >= 1."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {n!r}")
+    return n
+
+
 def nhwc_unsafe(model: torch.nn.Module) -> bool:
     """True for a model on the CPU that has a 1x1 convolution with a stride > 1 (a ResNet shortcut).
 

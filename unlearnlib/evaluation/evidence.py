@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from ..core.cache import atomic_write_text
+from ..core.device import default_threads
 from ..core.version import __version__
 from ..experiment.runs import run_defense
 from ..experiment.scenario import clean_victim, make_scenario, spec_scenario
@@ -159,8 +160,8 @@ def verify(folder: str | Path, rows: int = 2, seed: int = 0, skip_attacks: Seque
            defenses: Sequence[str] | None = None) -> pd.DataFrame:
     """Run ``rows`` stored rows of the run in ``folder`` again (a seeded sample of ``defenses``' rows, default all;
     ``skip_attacks``' cells left out to keep the check short) and compare them (:func:`compare`: exactly when this
-    CPU is the provenance's). One row per checked row: its cell, defense, whether the comparison was exact, the
-    numbers computed again, and what differs."""
+    CPU is the provenance's), with the run's own thread count. One row per checked row: its cell, defense, whether
+    the comparison was exact, the numbers computed again, and what differs."""
     df, prov = load(folder)
     exact = machine() == prov.get("cpu")
     pool = df[(df["status"] == "ok") & ~df["attack"].isin(list(skip_attacks))]
@@ -169,7 +170,8 @@ def verify(folder: str | Path, rows: int = 2, seed: int = 0, skip_attacks: Seque
     sample = pool.sample(n=min(rows, len(pool)), random_state=seed)
     out = []
     for _, row in sample.iterrows():
-        again = rerun(row, prov)
+        with default_threads(prov.get("threads")):  # as the run was made: the same sums in the same order
+            again = rerun(row, prov)
         name = row["cell"] if isinstance(row.get("cell"), str) else f"{row['attack']}/seed {row['seed']}"
         out.append({"cell": name, "defense": row["defense"], "exact": exact, "again": again,
                     "problems": compare(row, again, exact)})
