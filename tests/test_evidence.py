@@ -96,3 +96,16 @@ def test_the_studies_of_is_it_really_gone_are_stored_with_their_provenance(name)
 def test_a_stored_row_of_each_study_reproduces(name):
     checked = evidence.verify(ROOT / "results" / name, rows=1, seed=0, defenses=["agme-bdk"])
     assert checked["problems"].iloc[0] == [], checked.to_dict("records")
+
+
+def test_on_another_cpu_only_rows_of_defenses_that_do_not_search_are_compared(tmp_path, monkeypatch, stored):
+    df, prov = stored
+    rows = df[(df["status"] == "ok") & (df["attack"] != "wanet")].head(24)  # blind and known-trigger rows
+    assert rows["defense"].isin(["agme", "baerase"]).any()
+    rows.to_csv(tmp_path / prov["table"], index=False)
+    (tmp_path / "provenance.json").write_text(json.dumps({**prov, "cpu": "another CPU"}))
+    monkeypatch.setattr(evidence, "rerun", lambda row, p: {k: row[k] for k in evidence.compared(p)})
+    checked = evidence.verify(tmp_path, rows=len(rows), seed=0)
+    assert not checked["exact"].any() and all(p == [] for p in checked["problems"])
+    assert set(checked["defense"]) == {d for d in rows["defense"] if d in
+                                       ("none", "agme-bdk", "agme-bdk+repair", "finetune", "fine-pruning")}

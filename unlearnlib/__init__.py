@@ -16,6 +16,7 @@ runs) < ``evaluation`` (the success rule, the grids, benchmarks) < ``display`` <
 
 from .attacks import ATTACKER_ASR, Attack, make_trigger
 from .core.cache import cache_dir
+from .core.device import default_threads
 from .core.memo import RecoveryMemo
 from .core.registry import ATTACKS, DATASETS, DEFENSES, MODELS
 from .core.version import __version__
@@ -63,15 +64,15 @@ from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recove
 __all__ = [
     "__version__", "apply_defense", "apply_trigger", "asr_by_position", "Attack", "attack_rate", "ATTACKER_ASR",
     "ATTACKS", "BAErase", "build_model", "cache_dir", "clean_summary", "clean_victim", "Data", "DATASETS",
-    "DatasetUnavailable", "DEFAULT_CELLS", "defend_checkpoint", "Defense", "DefenseResult", "DEFENSES", "der",
-    "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate", "failure_cases", "gated_success",
-    "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE", "load_cells", "load_dataset",
-    "load_evidence", "load_trigger", "load_weights", "logits", "machine", "make_scenario", "make_trigger", "MODELS",
-    "neural_cleanse", "param_pairs", "PATCH_SIZES", "path_aware_finetune", "per_class_accuracy", "play", "predict",
-    "Profile", "proxy_rate", "published_table", "reactivation", "recover", "RecoveryMemo", "references",
-    "repair_edit", "repairable", "Retuning", "roc_points", "roc_table", "rule", "run_defense", "run_grid",
-    "run_robustness", "run_scaling", "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger",
-    "save_weights", "Scenario", "search_target", "spec_scenario", "speedups", "Split", "strength_curve", "success_by",
-    "summarise_grid", "summarise_reactivation", "summarise_robustness", "sweep", "train", "train_generator",
-    "Trigger", "unlearn"
+    "DatasetUnavailable", "DEFAULT_CELLS", "default_threads", "defend_checkpoint", "Defense", "DefenseResult",
+    "DEFENSES", "der", "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate",
+    "failure_cases", "gated_success", "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE",
+    "load_cells", "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine",
+    "make_scenario", "make_trigger", "MODELS", "neural_cleanse", "param_pairs", "PATCH_SIZES",
+    "path_aware_finetune", "per_class_accuracy", "play", "predict", "Profile", "proxy_rate", "published_table",
+    "reactivation", "recover", "RecoveryMemo", "references", "repair_edit", "repairable", "Retuning", "roc_points",
+    "roc_table", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling", "sample_cells",
+    "sample_efficiency", "save_image_folder", "save_trigger", "save_weights", "Scenario", "search_target",
+    "spec_scenario", "speedups", "Split", "strength_curve", "success_by", "summarise_grid",
+    "summarise_reactivation", "summarise_robustness", "sweep", "train", "train_generator", "Trigger", "unlearn"
 ]

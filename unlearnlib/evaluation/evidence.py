@@ -27,6 +27,7 @@ import torch
 
 from ..core.cache import atomic_write_text
 from ..core.device import default_threads
+from ..core.registry import DEFENSES
 from ..core.version import __version__
 from ..experiment.runs import run_defense
 from ..experiment.scenario import clean_victim, make_scenario, spec_scenario
@@ -157,23 +158,29 @@ def compare(stored: Mapping[str, Any], again: Mapping[str, Any], exact: bool) ->
 
 
 def verify(folder: str | Path, rows: int = 2, seed: int = 0, skip_attacks: Sequence[str] = ("wanet",),
-           defenses: Sequence[str] | None = None) -> pd.DataFrame:
+           defenses: Sequence[str] | None = None, threads: int | None = None) -> pd.DataFrame:
     """Run ``rows`` stored rows of the run in ``folder`` again (a seeded sample of ``defenses``' rows, default all;
     ``skip_attacks``' cells left out to keep the check short) and compare them (:func:`compare`: exactly when this
-    CPU is the provenance's), with the run's own thread count. One row per checked row: its cell, defense, whether
-    the comparison was exact, the numbers computed again, and what differs."""
+    CPU is the provenance's), with the run's own thread count (``threads``: another, to see what rounding does; the
+    comparison is then within the tolerance). Within the tolerance only defenses that do not search a trigger are
+    sampled: a search can name another class after a change in the last bit, so a blind defense's row is compared
+    only exactly (docs/decisions/0002-evidence-and-its-verification.md). One row per checked row: its cell,
+    defense, whether the comparison was exact, the numbers computed again, their differences and what differs."""
     df, prov = load(folder)
-    exact = machine() == prov.get("cpu")
+    exact = machine() == prov.get("cpu") and threads in (None, prov.get("threads"))
     pool = df[(df["status"] == "ok") & ~df["attack"].isin(list(skip_attacks))]
     if defenses is not None:
         pool = pool[pool["defense"].isin(list(defenses))]
+    if not exact:
+        pool = pool[[not DEFENSES.get(d).recovers_trigger for d in pool["defense"]]]
     sample = pool.sample(n=min(rows, len(pool)), random_state=seed)
     out = []
     for _, row in sample.iterrows():
-        with default_threads(prov.get("threads")):  # as the run was made: the same sums in the same order
+        with default_threads(threads or prov.get("threads")):  # as the run was made: the same sums, same order
             again = rerun(row, prov)
         name = row["cell"] if isinstance(row.get("cell"), str) else f"{row['attack']}/seed {row['seed']}"
         out.append({"cell": name, "defense": row["defense"], "exact": exact, "again": again,
+                    "diff": {k: float(v) - float(row[k]) for k, v in again.items()},
                     "problems": compare(row, again, exact)})
     if not out:
         raise ValueError(f"folder={str(folder)!r} holds no finished row to verify")

@@ -39,6 +39,8 @@ def trained_model(split: Split, profile: Profile, seed: int, attack: Attack | No
         config["retry"] = retry
     if split.fingerprint:  # data read from the user's disk: a changed file is a different model
         config["data"] = split.fingerprint
+    if dev.type == "cpu":  # a CPU's parallel sums round by its thread count: another count trains another model
+        config["threads"] = torch.get_num_threads()
     c, h, _ = split.image_shape
 
     def build() -> nn.Module:
