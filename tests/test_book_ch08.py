@@ -1,49 +1,86 @@
-"""Chapter 8 ("Does it hold?"): the glued numbers back what its prose says about the held-out cells."""
+"""Chapter 8 ("Does it hold?"): the glued numbers come from the stored final grid and back what its prose says."""
 
-from unlearnlib.evaluation.grid import default_defenses
+import json
+import re
+from pathlib import Path
 
-# the grid's defenses (every registered one but the compositions), as the chapter's glue names them
-DEFENSES = tuple(d.replace("-", "_") for d in default_defenses() if d != "none")
+import pytest
+
+from unlearnlib import DEFENSES, load_evidence, rule, summarise_robustness
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ch08_held_out_cells_back_the_prose(glue):
+def key(name: str) -> str:
+    return name.replace("+repair", "_with_repair").replace("-", "_")
+
+
+@pytest.fixture(scope="module")
+def stored():
+    df, prov = load_evidence(ROOT / "results" / "final-grid")
+    return rule.judged(df), prov
+
+
+def test_ch08_reads_the_stored_final_grid(glue, stored):
+    g, (df, prov) = glue("08_does_it_hold"), stored
+    assert g["ch08_cells"] == prov["cells"] >= 120 and g["ch08_grid_seed"] == prov["grid_seed"]
+    assert g["ch08_planted"] == int(df.drop_duplicates("cell")["planted"].sum())
+    assert g["ch08_defenses"] == len(prov["defenses"]) == len(DEFENSES.names()) - 1  # every defense and composition
+    assert (g["ch08_asr_max"], g["ch08_acc_drop_max"], g["ch08_target_drop_max"]) == (2, 1.5, 3)
+    summary = summarise_robustness(df).set_index("defense")
+    for name, r in summary.iterrows():  # every rate in the prose is the stored grid's, in its interval
+        k = key(name)
+        assert g[f"ch08_{k}_success_rate"] == round(100 * r["success_rate"], 1)
+        assert g[f"ch08_{k}_ci_low"] <= g[f"ch08_{k}_success_rate"] <= g[f"ch08_{k}_ci_high"]
+
+
+def test_ch08_claims_hold_on_the_grid(glue):
     g = glue("08_does_it_hold")
-    n = g["ch08_cells"]
-    assert 1 <= n < g["ch08_full_cells"] == 60  # the book runs the grid's first cells, the command the whole grid
-    assert (g["ch08_asr_max"], g["ch08_acc_drop_max"], g["ch08_target_acc_drop_max"]) == (2.0, 1.5, 3.0)
-    assert 0 <= g["ch08_planted"] <= n
-    for d in DEFENSES:  # a success rate is a share of the n cells
-        assert any(g[f"ch08_success_{d}"] == round(100 * k / n, 1) for k in range(n + 1)), d
-        assert 0 <= g[f"ch08_failed_{d}"] <= n
-    # "it removes most of the backdoor (the largest asr it leaves on these cells is X%)"
-    assert g["ch08_asr_worst_agme_bdk"] <= 10.0
-    # "the largest asr it leaves is X% (K cells over the asr bound) and the target class's largest drop Y points
-    # (M cells over its bound)": the counts agree with the worst values
-    assert (g["ch08_over_asr_agme_bdk"] > 0) == (g["ch08_asr_worst_agme_bdk"] > g["ch08_asr_max"])
-    worst_target = g["ch08_target_drop_worst_agme_bdk"]
-    assert (g["ch08_over_target_agme_bdk"] > 0) == (worst_target > g["ch08_target_acc_drop_max"])
-    assert g["ch08_bdk_unseen"] == 50  # "from 50 samples"; the first default's 10 were one image per class
-    # "BAERASE ended in an error on N of these cells" -- with SGD it diverged on the BatchNorm network's cells; with
-    # Adam (chapter 3) no cell of the book's subset may end in an error
-    assert g["ch08_failed_baerase"] == 0
-    # "fine-tuning and fine-pruning leave the backdoor in place here as on the tuning setting"
-    assert g["ch08_success_finetune"] == 0.0 and g["ch08_success_fine_pruning"] == 0.0
-    # the tuning setting's cells come from chapter 7's grid: every defense of the chapter is compared
-    assert g["ch08_defenses"] == len(DEFENSES) and 0 <= g["ch08_tuning_successes"] <= len(DEFENSES)
-    # "the whole grid would take about M minutes at this pace": the n cells' seconds scaled to the whole grid
-    assert g["ch08_grid_seconds"] > 0
-    assert abs(g["ch08_full_minutes"] - g["ch08_grid_seconds"] / n * g["ch08_full_cells"] / 60) <= 1
+    # "Knowing the trigger, the edit holds": most planted cells, and better than any blind pipeline
+    assert g["ch08_agme_bdk_ci_low"] >= 75.0
+    assert g["ch08_agme_bdk_ci_low"] > max(g[f"ch08_{k}_ci_high"] for k in ("agme", "agme_repair",
+                                                                              "agme_with_repair"))
+    # "Without the trigger, the edit works on about half ... the three intervals overlap"
+    blind = ("agme", "agme_repair", "agme_with_repair")
+    assert all(30.0 <= g[f"ch08_{k}_success_rate"] <= 70.0 for k in blind)
+    assert max(g[f"ch08_{k}_ci_low"] for k in blind) < min(g[f"ch08_{k}_ci_high"] for k in blind)
+    # "its failures leave the asr over the bound far more often than they cost accuracy"
+    assert g["ch08_agme_breaks_asr"] >= 3 * max(1, g["ch08_agme_breaks_acc_drop"])
+    # "For the unlearning defenses the repair step is what counts ... larger than the intervals"
+    for k in ("baerase", "nc_unlearn"):
+        assert g[f"ch08_{k}_with_repair_ci_low"] > g[f"ch08_{k}_ci_high"], k
+    # "takes the target class with it": the target bound is the one BAERASE breaks most
+    assert g["ch08_baerase_breaks_target_acc_drop"] > max(g["ch08_baerase_breaks_asr"],
+                                                          g["ch08_baerase_breaks_acc_drop"])
+    # "Fine-tuning and fine-pruning remove nothing"
+    assert g["ch08_finetune_success_rate"] <= 5.0 and g["ch08_fine_pruning_success_rate"] <= 5.0
 
 
-def test_ch08_repair_stages_back_the_prose(glue):
-    """"Of the N repaired runs on these cells, A kept the target class within its bound after unlearning and B after
-    the repair; the repair raised the asr on R of them and pushed P over the asr bound": one run per cell and
-    composition, every count within it."""
-    from unlearnlib import repairable
-
+def test_ch08_failure_cases_are_reproduced(glue):
     g = glue("08_does_it_hold")
-    runs = g["ch08_repair_runs"]
-    assert runs == len(repairable()) * g["ch08_cells"]
-    assert g["ch08_raise_min"] == 1.0  # "raised (by more than 1 point)"
-    for key in ("raised", "pushed", "within_unlearned", "within_repaired"):
-        assert 0 <= g[f"ch08_repair_{key}"] <= runs
+    assert g["ch08_cases"] == 3
+    for i in range(1, g["ch08_cases"] + 1):
+        # run again from its spec, the cell gives the stored numbers (the rerun is exact on this machine's kind)
+        assert abs(g[f"ch08_case{i}_asr_after"] - g[f"ch08_case{i}_stored_asr"]) <= 10.0
+        assert g[f"ch08_case{i}_found"] == int(g[f"ch08_case{i}_found_class"] == g[f"ch08_case{i}_true_class"])
+
+
+def test_ch08_prose_is_short():
+    """At most about 1,500 words of prose (code blocks and glue roles' names not counted as prose)."""
+    cells = json.loads((ROOT / "book" / "08_does_it_hold.ipynb").read_text())["cells"]
+    text = " ".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    text = re.sub(r"\{glue:text\}`[^`]+`", "N", text)
+    assert len(text.split()) <= 1550
+
+
+def test_ch08_failure_cases_are_the_ones_their_paragraphs_explain(glue):
+    g = glue("08_does_it_hold")
+    # first: a wrong target, the backdoor untouched
+    assert g["ch08_case1_found"] == 0 and g["ch08_case1_asr_after"] >= 50.0
+    # second: the right target, the backdoor gone, accuracy paid on an MLP
+    assert g["ch08_case2_found"] == 1 and g["ch08_case2_asr_after"] <= 2.0 and "mlp" in g["ch08_case2_what"]
+    assert g["ch08_case2_acc_drop"] > 1.5 and g["ch08_case2_target_drop"] > 3.0
+    # third: the right target, a WaNet warp partly left, the target class paying
+    assert g["ch08_case3_found"] == 1 and "wanet" in g["ch08_case3_what"]
+    assert g["ch08_case3_asr_after"] > 2.0 and g["ch08_case3_target_drop"] > 3.0

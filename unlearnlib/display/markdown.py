@@ -22,6 +22,7 @@ from ..evaluation.rule import (
 )
 from ..evaluation.scaling import machine
 from . import style
+from .gone import clean_table, reactivation_table
 
 
 def grid_markdown(summary: pd.DataFrame) -> str:
@@ -142,28 +143,27 @@ def layout_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def frame_markdown(df: pd.DataFrame) -> str:
+    """A table of the display layer (unit headers, numbers already in percent or points) as markdown: numbers to
+    one decimal, missing values as "—", text left-aligned and numbers right-aligned."""
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "—" if pd.isna(v) else f"{v:.1f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
 def reactivation_markdown(df: pd.DataFrame) -> str:
     """The retuning attack after each defense (:func:`~unlearnlib.evaluation.reactivation.summarise_reactivation`):
     per defense, the reactivation gap over the cells where it had removed the backdoor, in points."""
-    s = summarise_reactivation(df)
-    lines = ["| defense | planted cells | removed (cells) | gap median (points) | gap worst (points) | "
-             "retuned asr % median | clean model retuned asr % median | backdoored retuned asr % median |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for _, r in s.iterrows():
-        lines.append(f"| {r['defense']} | {r['planted']} | {r['removed']} | {_pct(r['gap_median'])} | "
-                     f"{_pct(r['gap_worst'])} | {_pct(r['retuned_median'])} | {_pct(r['clean_retuned_median'])} | "
-                     f"{_pct(r['backdoored_retuned_median'])} |")
-    return "\n".join(lines) + "\n"
+    return frame_markdown(reactivation_table(summarise_reactivation(df)))
 
 
 def clean_markdown(df: pd.DataFrame) -> str:
     """Every defense run on clean models (:func:`~unlearnlib.evaluation.detection.clean_summary`), in percent."""
-    s = clean_summary(df)
-    lines = ["| defense | clean models | acc drop median (points) | acc drop worst (points) | worst class drop "
-             "(points) | flagged a backdoor % | left unchanged % | harmless % | harmless with the gate % |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for _, r in s.iterrows():
-        lines.append(f"| {r['defense']} | {r['models']} | {_pct(r['acc_drop_median'])} | {_pct(r['acc_drop_worst'])} "
-                     f"| {_pct(r['class_drop_worst'])} | {_pct(r['flagged'])} | {_pct(r['unchanged'])} | "
-                     f"{_pct(r['harmless'])} | {_pct(r['harmless_gated'])} |")
-    return "\n".join(lines) + "\n"
+    return frame_markdown(clean_table(clean_summary(df)))

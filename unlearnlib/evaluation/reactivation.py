@@ -6,7 +6,8 @@ model (what a model that never had the backdoor learns from those images) and of
 The protocol *[ours]*, the paper's retuning attack scaled to mnist5k (:class:`Retuning`): 200 images of the defender
 pool, of which 10 images of the other classes carry the attacker's trigger and the target label; Adam at a constant
 learning rate 1e-3, batches of 64, 8 epochs (32 steps); the asr on the clean test set before each epoch and after
-the last. A defense's **reactivation gap** is its asr after the retuning minus the clean model's.
+the last. A defense's **reactivation gap** is its asr after the retuning minus the clean model's. Why this
+scale: docs/decisions/0013-is-it-really-gone.md.
 
 Example::
 
