@@ -102,7 +102,7 @@ def test_on_another_cpu_only_rows_of_defenses_that_do_not_search_are_compared(tm
     df, prov = stored
     rows = df[(df["status"] == "ok") & (df["attack"] != "wanet")].head(24)  # blind and known-trigger rows
     assert rows["defense"].isin(["agme", "baerase"]).any()
-    rows.to_csv(tmp_path / prov["table"], index=False)
+    rows.to_csv(tmp_path / prov.get("table", evidence.CSV), index=False)
     (tmp_path / "provenance.json").write_text(json.dumps({**prov, "cpu": "another CPU"}))
     monkeypatch.setattr(evidence, "rerun", lambda row, p: {k: row[k] for k in evidence.compared(p)})
     checked = evidence.verify(tmp_path, rows=len(rows), seed=0)
