@@ -113,8 +113,9 @@ def detection_table(roc: pd.DataFrame) -> pd.DataFrame:
     """:func:`unlearnlib.evaluation.detection.roc_table` with unit headers and intervals as text."""
     return pd.DataFrame({"detector": roc["detector"], "attack": roc["attack"],
                          "backdoored models (count)": roc["n_pos"], "clean models (count)": roc["n_neg"],
-                         "AUC": roc["auc"], "AUC 95% interval": [_interval((a, b)) if a < b else f"{100 * a:.0f}"
-                                                                 for a, b in zip(roc["ci_low"], roc["ci_high"])],
+                         "AUC (%)": 100 * roc["auc"],  # the chance a backdoored model outscores a clean one
+                         "AUC 95% interval (%)": [_interval((a, b)) if a < b else f"{100 * a:.0f}"
+                                                  for a, b in zip(roc["ci_low"], roc["ci_high"])],
                          "backdoored flagged (%)": 100 * roc["tpr"], "interval (%)": roc["tpr_ci"].map(_interval),
                          "clean flagged (%)": 100 * roc["fpr"], "interval, clean (%)": roc["fpr_ci"].map(_interval)})
 
