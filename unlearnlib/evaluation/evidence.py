@@ -29,8 +29,8 @@ from ..core.cache import atomic_write_text
 from ..core.device import default_threads
 from ..core.registry import DEFENSES
 from ..core.version import __version__
-from ..experiment.runs import run_defense
-from ..experiment.scenario import clean_victim, make_scenario, spec_scenario
+from ..experiment.runs import Run, run_defense
+from ..experiment.scenario import Scenario, clean_victim, make_scenario, spec_scenario
 from .cells import FLIPS, METRICS
 from .grid import SPEC_KEYS
 from .reactivation import Retuning, reactivation
@@ -125,17 +125,27 @@ def compared(prov: Mapping[str, Any]) -> tuple[str, ...]:
     return COMPARED + (("retuned_defended",) if prov.get("retuning") else ())
 
 
+def rerun_stored(row: Mapping[str, Any], prov: Mapping[str, Any],
+                 threads: int | None = None) -> tuple[Scenario, Run]:
+    """A stored row's scenario (its cell's draw, or the profile's scenario of its attack and seed; the clean model
+    where the run's victim was clean) and its defense run again at the current code, with the run's profile and
+    its ``unseen`` samples, under ``threads`` CPU threads (None: as set; the provenance's reproduces the run)."""
+    profile = prov.get("profile", "quick")
+    with default_threads(threads):
+        if isinstance(row.get("cell"), str):
+            sc = spec_scenario(spec_of(row), profile, progress=False)
+        else:  # a comparison-grid row: the profile's scenario of (attack, seed)
+            sc = make_scenario(profile, str(row["attack"]), int(row["seed"]), progress=False)
+        sc = clean_victim(sc) if prov.get("victim") == "clean" else sc
+        unseen = None if pd.isna(row.get("unseen")) else int(row["unseen"])
+        run = run_defense(sc, str(row["defense"]), None if row["defense"] == "none" else unseen, progress=False)
+    return sc, run
+
+
 def rerun(row: Mapping[str, Any], prov: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of :func:`compared` for a stored row's scenario and defense, computed again at the current code,
-    with the run's profile, victim and retuning protocol."""
-    profile = prov.get("profile", "quick")
-    if isinstance(row.get("cell"), str):
-        sc = spec_scenario(spec_of(row), profile, progress=False)
-    else:  # a comparison-grid row: the profile's scenario of (attack, seed)
-        sc = make_scenario(profile, str(row["attack"]), int(row["seed"]), progress=False)
-    sc = clean_victim(sc) if prov.get("victim") == "clean" else sc
-    unseen = None if pd.isna(row.get("unseen")) else int(row["unseen"])
-    run = run_defense(sc, str(row["defense"]), None if row["defense"] == "none" else unseen, progress=False)
+    with the run's profile, victim and retuning protocol (:func:`rerun_stored`)."""
+    sc, run = rerun_stored(row, prov)
     rec = run.record
     out = {m: rec["after"][m] for m in METRICS if m in COMPARED}
     out.update({f"{m}_before": rec["before"][m] for m in METRICS if f"{m}_before" in COMPARED})
