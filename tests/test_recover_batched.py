@@ -164,3 +164,35 @@ def test_fingerprint_sees_weights_and_data():
     with torch.no_grad():
         model.fc.bias[0] += 1e-3
     assert a != fingerprint((model, data, {"k": 1}))
+
+
+def test_a_job_started_from_a_trained_trigger_continues_from_it():
+    """``init``: the job's generator starts from the given trigger's weights and patch positions (no heatmap)."""
+    model, data = backdoored_tiny()
+    kw = dict(hidden=16, batch_size=8, positions="adaptive", progress=False)
+    (first, _), = train_generators(model, data.x, [Job(2, 2, seed=1)], lr=1e-2, steps=6, **kw)
+    (cont, _), (fresh, _) = train_generators(model, data.x, [Job(2, 2, seed=5), Job(2, 2, seed=5)], lr=1e-12,
+                                             steps=1, init=[first, None], **kw)
+    for a, b in zip(cont.generator.parameters(), first.generator.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(cont.position_probs, first.position_probs)
+    assert not all(torch.allclose(a, b) for a, b in zip(fresh.generator.parameters(), first.generator.parameters()))
+    with pytest.raises(ValueError, match="init"):
+        train_generators(model, data.x, [Job(2, 2, seed=5)], steps=1, init=[first, None], **kw)
+    with pytest.raises(ValueError, match="init"):
+        train_generators(model, data.x, [Job(2, None, seed=5)], steps=1, init=[first], **kw)
+
+
+def test_patience_stops_once_the_attack_term_has_stopped_gaining():
+    """The corner backdoor is found within a few steps: with ``patience`` the training stops once the hinge has
+    stopped gaining (after the heatmap step), without it every step runs."""
+    model, data = backdoored_tiny()
+    kw = dict(hidden=16, lr=1e-2, batch_size=8, steps=40, positions="adaptive", progress=False)
+    (_, full), = train_generators(model, data.x, [Job(2, 2, seed=1)], **kw)
+    (_, early), = train_generators(model, data.x, [Job(2, 2, seed=1)], patience=3, **kw)
+    assert len(full["hinge"]) == 40
+    assert 40 // 2 < len(early["hinge"]) < 40 and early["hinge"] == full["hinge"][:len(early["hinge"])]
+    tail = early["hinge"][-4:]
+    assert max(tail) - min(tail) < 0.05  # stopped on a plateau
+    with pytest.raises(ValueError, match="patience"):
+        train_generators(model, data.x, [Job(2, 2, seed=1)], patience=0, **kw)

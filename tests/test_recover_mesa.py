@@ -142,7 +142,7 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     def fake_train(model, x, jobs, **kw):
         trained.append(tuple(j.patch_size for j in jobs))
         lrs.append(kw["lr"])
-        return [(("trig", j.patch_size, j.target), {}) for j in jobs]
+        return [(("trig", j.patch_size, j.target), {"hinge": [0.0]}) for j in jobs]
 
     def fake_rates(model, triggers, heldout, targets, draws=1):
         return [scores[t[1]][t[2]] if len(set(targets)) > 1 else (0.9 if t[1] == 6 else 0.2) for t in triggers]
@@ -159,7 +159,11 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     rec = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6)})
     assert (rec.target, rec.kind, rec.patch_size) == (2, "patch", 6)
     assert lrs == [RECOVER_KW["search_lr"]] * 2 + [RECOVER_KW["gen_lr"]]  # search at search_lr, finals at gen_lr
-    assert trained[-1] == (6, None)  # the finals: a patch at the size the search decided on, and a blend
+    assert trained[-1] == (6,)  # the final: a patch at the size the search decided on (final_kinds="decided")
+    trained.clear()
+    both = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6),
+                                                             "final_kinds": "all"})
+    assert trained[-1] == (6, None) and both.target == 2  # "all": a blend too
     assert rec.info()["trigger_patch_size"] == 6 and rec.info()["search_patch_size"] == 6
     trained.clear()
     given = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "patch_sizes": (3, 6)})
@@ -168,7 +172,8 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
 
 RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3,
                   gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
-                  threshold=2.0, position_stride=2, keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
+                  threshold=2.0, position_stride=2, final_kinds="decided", warm_start=True, gen_patience=5,
+                  keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
 
 
 def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
@@ -178,7 +183,7 @@ def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
 
     def fake_train(model, x, jobs, **kw):
         return [(GeneratedTrigger(TriggerGenerator((1, 12, 12), j.patch_size, hidden=8), seed=j.seed,
-                                  target=j.target), {}) for j in jobs]
+                                  target=j.target), {"hinge": [0.0]}) for j in jobs]
 
     monkeypatch.setattr(ts, "train_generators", fake_train)
     monkeypatch.setattr(ts, "proxy_rates", lambda model, triggers, heldout, targets, draws=1:
@@ -196,7 +201,8 @@ def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
     assert [m.generator.patch_size for m in two_betas.trigger.members] == [3, None, 3, None]
 
 
-@pytest.mark.parametrize("kwargs, param", [({"keep": "both"}, "keep"), ({"keep_rate": 1.5}, "keep_rate")])
+@pytest.mark.parametrize("kwargs, param", [({"keep": "both"}, "keep"), ({"keep_rate": 1.5}, "keep_rate"),
+                                           ({"final_kinds": "best"}, "final_kinds")])
 def test_bad_keep_names_the_parameter(kwargs, param):
     from unlearnlib.recovery.target_search import recover
 

@@ -16,7 +16,8 @@ What is ours, not the authors' code:
 - the classifier stays in eval mode (BatchNorm statistics are not re-estimated on ~100 images);
 - the clean term is ``α · KL(f_θ0(x) ‖ f_θ(x))`` (``anchor="kl"``) instead of the paper's ``α · CE(f(x), y)``;
 - Adam at lr 1e-3 (``optimizer="adam"``; the paper's SGD lr 1e-4, momentum 0.9 is ``optimizer="sgd"``);
-- mnist5k budgets: α = 10 (paper 100), generator width 256 (paper 2048), 60 generator steps of Adam at lr 1e-3,
+- mnist5k budgets: α = 10 (paper 100), generator width 256 (paper 2048), at most 60 generator steps of Adam at
+  lr 1e-3 on 32 images (stopped once the attack term stops gaining),
   the target search's per-class generators 20 steps at lr 3e-3;
 - every CPU core by default (``threads=None``).
 
@@ -52,12 +53,16 @@ from ..data import Data
 from ..ml.train import DivergenceError, descend
 from ..recovery.mesa import GeneratedTrigger, TriggerEnsemble
 from ..recovery.target_search import (
+    GEN_BATCH,
     KINDS,
     PATCH_SIZES,
+    POSITION_STRIDE,
+    SEARCH_BATCH,
     SEARCH_LR,
     SEARCH_STEPS,
     SMOKE_RECOVER,
     Recovery,
+    check_final_kinds,
     check_keep,
     check_patch_sizes,
     recover,
@@ -80,12 +85,6 @@ def proxy_stats(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, h
         return 0.0, 0.0
     logp = F.log_softmax(model.eval()(trigger.apply(x.repeat(draws, 1, 1, 1))).float(), 1)
     return float((logp.argmax(1) == target).float().mean()), float((logp[:, target] > -tau).float().mean())
-
-
-def live_fraction(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, heldout: Data, target: int,
-                  tau: float, draws: int = 4) -> float:
-    """The stop proxy *[ours]* alone (see :func:`proxy_stats`)."""
-    return proxy_stats(model, trigger, heldout, target, tau, draws)[1]
 
 
 def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, epochs: int, batch_size: int,
@@ -119,9 +118,9 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
 
     ``ascent_bound`` is τ (``None``: ``log K``; ``math.inf``: the unbounded ascent). ``anchor="ce"`` is the paper's
     clean term ``CE(f(x), y)``; ``"kl"`` *[ours]* is ``KL(f_θ0(x) ‖ f_θ(x))``. ``optimizer`` is ``"adam"`` *[ours]*
-    or ``"sgd"`` (the paper's, with ``momentum``; module docstring). The stop proxy (:func:`live_fraction`,
+    or ``"sgd"`` (the paper's, with ``momentum``; module docstring). The stop proxy (:func:`proxy_stats`,
     the held-out triggered images whose target probability is still above ``e^-τ``; ``1/K`` when τ is infinite) is
-    checked after every step;
+    checked after every epoch;
     training stops once it is ``<= stop_live`` *and* the held-out clean outputs are back to the original model's
     (mean ``KL(f_θ0 ‖ f_θ) <= kl_stop`` nats; the anchor keeps working after the ascent saturates), or after
     ``epochs``.
@@ -203,12 +202,9 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
                 loss = alpha * clean - ascent + lam * l1
                 descend(opt, loss, f"BAERASE unlearning at epoch {epoch}",
                         f"lower lr (now {lr}) or bound the ascent (ascent_bound={ascent_bound})")
-                step_live = live_fraction(model, trigger, heldout, target, live_tau, proxy_draws)
                 sums[0] += float(clean.detach()) * len(x)
                 sums[1] += float(ce_t.detach().mean()) * len(x) if len(xt) else 0.0
                 count += len(x)
-                if done(step_live):
-                    break
             live = record(sums[0] / count, sums[1] / count)
             bar.set_postfix(proxy_live=f"{live:.3f}")
     return model.eval(), hist
@@ -222,16 +218,18 @@ class BAErase(Defense):
     ours 10), ``lam`` (L1 pull to the original weights, 1e-6), ``optimizer`` (``"adam"`` *[ours]*; the paper's
     ``"sgd"`` with ``momentum`` 0.9), ``epochs`` ≤ 10 (ours: 20),
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
-    ``gen_batch_size`` 128; ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target search tries in turn
-    (:mod:`unlearnlib.recovery.target_search`; the paper's code is given the target and a 3x3 patch). ``kinds``
-    lists trigger kinds to try (``"patch"``, ``"blend"``);
+    ``gen_batch_size`` (32 *[ours]*; paper 128); ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target
+    search tries in turn (:mod:`unlearnlib.recovery.target_search`; the paper's code is given the target and a 3x3
+    patch). ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
-    ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
-    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"best"`` (default) unlearns
-    the kind whose triggers reach the target most often; ``"all"`` every kind that reaches it on a quarter of the
-    held-out images, as the blind edit does (:class:`~unlearnlib.defenses.agme.Agme`). ``threads``: CPU threads
-    (None: every core).
+    ``position_stride`` (4) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
+    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"all"`` (default *[ours]*)
+    unlearns every kind that reaches the target on a quarter of the held-out images, as the blind edit does
+    (:class:`~unlearnlib.defenses.agme.Agme`); ``"best"`` the kind whose triggers reach it most often.
+    ``final_kinds``, ``warm_start`` and ``gen_patience`` set how the final generators train (:func:`recover`;
+    ``warm_start=False`` *[ours]*: "best" compares kinds, and a patch started from the search would win unfairly).
+    ``threads``: CPU threads (None: every core).
 
     Example::
 
@@ -254,10 +252,11 @@ class BAErase(Defense):
                  holdout: float = 0.2, proxy_draws: int = 4, kinds: tuple[str, ...] = KINDS,
                  patch_sizes: tuple[int, ...] = PATCH_SIZES,
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
-                 gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = 128,
-                 search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = 32,
-                 max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = 2, anchor: str = "kl",
-                 optimizer: str = "adam", threads: int | None = None, keep_kinds: str = "best",
+                 gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = GEN_BATCH,
+                 search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = SEARCH_BATCH,
+                 max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = POSITION_STRIDE,
+                 anchor: str = "kl", optimizer: str = "adam", threads: int | None = None, keep_kinds: str = "best",
+                 final_kinds: str = "all", warm_start: bool = False, gen_patience: int | None = 5,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
@@ -274,6 +273,8 @@ class BAErase(Defense):
         check_number(threshold, "threshold")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
+        if gen_patience is not None:
+            check_positive_int(gen_patience, "gen_patience")
         for name, v in (("hidden", hidden), ("gen_steps", gen_steps),
                         ("gen_batch_size", gen_batch_size), ("search_steps", search_steps),
                         ("search_batch_size", search_batch_size), ("position_stride", position_stride)):
@@ -292,7 +293,9 @@ class BAErase(Defense):
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
                                    search_lr=float(search_lr), search_batch_size=search_batch_size,
                                    max_blend=float(max_blend), threshold=float(threshold),
-                                   position_stride=position_stride, keep=check_keep(keep_kinds, "keep_kinds"))
+                                   position_stride=position_stride, keep=check_keep(keep_kinds, "keep_kinds"),
+                                   final_kinds=check_final_kinds(final_kinds), warm_start=bool(warm_start),
+                                   gen_patience=gen_patience)
         self.holdout = float(holdout)
 
     def split(self, defender: Data) -> tuple[Data, Data]:

@@ -130,8 +130,9 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
                      lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128,
                      steps: int = 100, noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
                      max_blend: float = 0.3, positions: str = "uniform", position_temperature: float = 0.05,
-                     position_stride: int = 2, progress: bool | None = None, desc: str = "generators"
-                     ) -> list[tuple[GeneratedTrigger, dict[str, list[float]]]]:
+                     position_stride: int = 2, init: Sequence[GeneratedTrigger | None] | None = None,
+                     patience: int | None = None, tol: float = 0.005, progress: bool | None = None,
+                     desc: str = "generators") -> list[tuple[GeneratedTrigger, dict[str, list[float]]]]:
     """Train one ``G`` (and MINE's ``T``) per job on clean images ``x`` to minimise the MESA loss for the job's
     class, all jobs as one batched model (one stack per patch size); returns ``(trigger, history)`` per job.
 
@@ -139,8 +140,12 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     job. With ``positions="adaptive"`` the position heatmap probes every ``position_stride`` pixels
     (:func:`position_heatmaps`). History per job: ``{"hinge", "mi", "asr"}``, one value per step (asr: the
     fraction of the job's batch classified as its target).
-    ``model`` is used frozen and in eval mode. Deterministic under the jobs' seeds;
-    the caller's global RNG state (CPU and CUDA) is left as it was.
+    ``init[j]`` (a trained trigger of the job's kind and size) starts job j from its generator weights and
+    patch positions (no heatmap is drawn for it). ``patience`` *[ours]*: stop once no job's attack term (the hinge,
+    averaged over steps with rate 0.2) has gained more than ``tol`` for ``patience`` steps (and not before the heatmap
+    step, nor before a third of ``steps`` where a job starts without ``init``); None: all ``steps``. ``model`` is
+    used frozen and in eval mode. Deterministic under the jobs' seeds; the caller's global RNG state (CPU and CUDA)
+    is left as it was.
     """
     check_images(x, "x")
     with torch.no_grad():
@@ -151,6 +156,15 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     check_number(noise_std, "noise_std")
     check_positive_number(position_temperature, "position_temperature")
     check_positive_int(position_stride, "position_stride")
+    if patience is not None:
+        check_positive_int(patience, "patience")
+    check_positive_number(tol, "tol")
+    init = list(init) if init is not None else [None] * len(jobs)
+    if len(init) != len(jobs):
+        raise ValueError(f"init must hold one trigger (or None) per job: {len(jobs)} jobs, got {len(init)}")
+    for j, t in zip(jobs, init):
+        if t is not None and (not isinstance(t, GeneratedTrigger) or t.generator.patch_size != j.patch_size):
+            raise ValueError(f"init must hold GeneratedTrigger of each job's patch size ({j.patch_size}), got {t!r}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("mine_hidden", mine_hidden), ("hidden", hidden)):
         check_positive_int(v, name)
     check_fraction(max_blend, "max_blend")
@@ -163,7 +177,11 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
         with forked_seed(j.seed, dev):
             g = TriggerGenerator(shape, j.patch_size, hidden, max_blend=max_blend).to(dev)
             mines.append(Mine(int(torch.tensor(g.out_shape).prod()), mine_hidden, mine_rate).to(dev))
-        trigs.append(GeneratedTrigger(g, seed=j.seed, target=j.target))
+        start = init[len(trigs)]
+        if start is not None:
+            g.load_state_dict(start.generator.state_dict())
+        trigs.append(GeneratedTrigger(g, None if start is None else start.position_probs, seed=j.seed,
+                                      target=j.target))
     sizes = dict.fromkeys(j.patch_size for j in jobs)
     groups = {k: [i for i, j in enumerate(jobs) if j.patch_size == k] for k in sizes}  # one stack per architecture
     g_stacks = {k: Stack([trigs[i].generator for i in idx]) for k, idx in groups.items()}
@@ -174,12 +192,17 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     tgt = torch.tensor([jobs[i].target for i in order], device=dev)
     beta = torch.tensor([jobs[i].beta for i in order], device=dev).view(-1, 1)
     hist: list[dict[str, list[float]]] = [{"hinge": [], "mi": [], "asr": []} for _ in jobs]
+    heat_step = steps // 2 if positions == "adaptive" and any(
+        j.patch_size is not None and t is None for j, t in zip(jobs, init)) else -1
+    smooth, best, still = None, None, 0  # the early stop (patience) ...
+    fresh_steps = steps // 3 if any(t is None for t in init) else 0  # ... after a third of the steps for a new G
     model.eval()
     with frozen(model), channels_last(model):
         for step in tqdm(range(steps), desc=desc, disable=not progress_enabled(progress), leave=False):
-            if positions == "adaptive" and step == steps // 2:
+            if step == heat_step:
                 for k, idx in groups.items():
-                    if k is None:
+                    idx = [i for i in idx if init[i] is None]
+                    if k is None or not idx:
                         continue
                     g_stacks[k].write_back()
                     heats = position_heatmaps(model, [trigs[i] for i in idx], x[:8], [jobs[i].target for i in idx],
@@ -226,6 +249,12 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
                 hist[i]["hinge"].append(h)
                 hist[i]["mi"].append(m)
                 hist[i]["asr"].append(a)
+            h = hinge.detach()
+            smooth = h if smooth is None else 0.8 * smooth + 0.2 * h
+            still = 0 if best is None or bool((smooth > best + tol).any()) else still + 1
+            best = smooth if best is None else torch.maximum(best, smooth)
+            if patience is not None and still >= patience and step > heat_step and step >= fresh_steps:
+                break
     for s in g_stacks.values():
         s.write_back()
     for t in trigs:

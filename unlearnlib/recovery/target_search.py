@@ -16,10 +16,11 @@ yields an outlier *[ours]*. A patch is searched at each of :data:`PATCH_SIZES` (
 *[ours]*: the defender does not know the trigger's size, and a 6x6 patch can also draw a smaller one inside it, so
 the larger size is tried only where the smaller found no outlier. The K generators of one kind are trained as one
 batched model (:func:`~unlearnlib.recovery.mesa.train_generators`): one forward of the victim per step serves every
-class. The per-class budget *[ours]*: :data:`SEARCH_STEPS` = 20 Adam steps at :data:`SEARCH_LR` = 3e-3 (the final
-generator: 60 at 1e-3), the same for every kind and size.
+class. The per-class budget *[ours]*: :data:`SEARCH_STEPS` = 20 Adam steps at :data:`SEARCH_LR` = 3e-3 on
+:data:`SEARCH_BATCH` images, the same for every kind and size (the final generator: at most 60 steps at 1e-3 on
+:data:`GEN_BATCH`, started from the search's generator of the target).
 
-Why these defaults: docs/decisions/0007-target-search.md.
+Why these defaults: docs/decisions/0007-target-search.md and docs/decisions/0014-recovery-budget.md.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
 OUTLIER_THRESHOLD = 2.0  # a class is an outlier above this anomaly index (the MAD rule of Neural Cleanse) ...
 MIN_SCORE = 0.25  # [ours] ... when its triggers also fire on this fraction of the held-out images
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
+# [ours] images per generator step in the search and the final generators, and the heatmap's probe spacing
+# (docs/decisions/0014-recovery-budget.md)
+SEARCH_BATCH, GEN_BATCH, POSITION_STRIDE = 16, 32, 4
 # a few steps of every stage, heatmaps every 8 pixels: the smoke profile's and the CPU path tests' budget (it runs
 # the code, it does not recover; why the coarse heatmaps: docs/decisions/0012-cpu-speed.md)
 SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32, "position_stride": 8}
@@ -93,6 +97,17 @@ def check_keep(keep: Any, param: str = "keep") -> str:
     return keep
 
 
+FINAL_KINDS = ("decided", "all")  # which kinds recover() trains a final generator of (its docstring)
+
+
+def check_final_kinds(final_kinds: Any) -> str:
+    """``final_kinds`` if it is one of :data:`FINAL_KINDS`, else a ValueError naming it."""
+    if final_kinds not in FINAL_KINDS:
+        raise ValueError(f"final_kinds must be one of {FINAL_KINDS} ('decided': the kind the target search "
+                         f"decided, where it found an outlier; 'all': every kind), got {final_kinds!r}")
+    return final_kinds
+
+
 def variants(kinds: tuple[str, ...], patch_sizes: tuple[int, ...]) -> list[tuple[str, int | None]]:
     """The (kind, generator patch size) pairs to try, in order: each patch size for ``"patch"``, one blend."""
     return [(k, s) for k in kinds for s in (patch_sizes if k == "patch" else (None,))]
@@ -119,6 +134,7 @@ class SearchResult:
     seconds: float
     all_scores: dict[str, list[float]] = field(default_factory=dict)
     patch_size: int | None = None
+    generator: GeneratedTrigger | None = None  # the target's search generator (the final one starts from it)
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary (floats rounded); ``all_scores`` per :func:`variant_label`."""
@@ -129,7 +145,7 @@ class SearchResult:
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
                   kinds: tuple[str, ...] = KINDS, steps: int = SEARCH_STEPS, lr: float = SEARCH_LR,
-                  batch_size: int = 32,
+                  batch_size: int = SEARCH_BATCH,
                   patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = OUTLIER_THRESHOLD,
                   mad_floor: float = 0.01, min_score: float = MIN_SCORE, beta: float = 0.5,
                   seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
@@ -168,7 +184,8 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
         target = int(torch.tensor(anomaly).argmax())
         all_scores[label] = scores
         outlier = anomaly[target] > threshold and scores[target] >= min_score
-        res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, patch_size=size)
+        res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, patch_size=size,
+                           generator=trained[target][0])
         if best is None or (res.outlier, res.anomaly[res.target]) > (best.outlier, best.anomaly[best.target]):
             best = res
         if res.outlier:
@@ -192,10 +209,11 @@ class Recovery:
     reused: bool = False  # taken from the shared memo (see :mod:`unlearnlib.core.memo`)
     patch_size: int | None = None  # the generator's patch size (None: a blend)
     also_fires: list[GeneratedTrigger] = field(default_factory=list)  # kinds not kept that reach keep_rate
+    final_steps: int = 0  # the steps the final generators ran (early stop: ``gen_patience``)
 
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {"trigger_kind": self.kind, "trigger_patch_size": self.patch_size,
-                               "recovery_reused": self.reused,
+                               "recovery_reused": self.reused, "final_steps": self.final_steps,
                                "kind_rates": {k: round(v, 4) for k, v in self.kind_rates.items()}}
         if self.search is not None:
             s = self.search.info()
@@ -208,16 +226,20 @@ class Recovery:
 def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None = None, *,
             kinds: tuple[str, ...] = KINDS, patch_sizes: tuple[int, ...] = PATCH_SIZES, hidden: int = 256,
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
-            gen_batch_size: int = 128, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
-            search_batch_size: int = 32, max_blend: float = 0.3, threshold: float = 2.0,
-            position_stride: int = 2,
+            gen_batch_size: int = GEN_BATCH, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
+            search_batch_size: int = SEARCH_BATCH, max_blend: float = 0.3, threshold: float = 2.0,
+            position_stride: int = POSITION_STRIDE, final_kinds: str = "all", warm_start: bool = True,
+            gen_patience: int | None = 5,
             keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
-    One generator per kind in ``kinds`` is trained for ``gen_steps`` at ``betas[0]`` (all kinds batched, each
-    seeded ``seed + 100``; a patch at the size the search decided on, or at ``patch_sizes[0]`` when the target is
-    given or the search decided on a blend); the kind whose triggers reach the higher attack rate on ``heldout``
-    wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). With several ``betas`` the
+    One generator per kind in ``kinds`` is trained for at most ``gen_steps`` at ``betas[0]`` (all kinds batched,
+    each seeded ``seed + 100``; a patch at the size the search decided on, or at ``patch_sizes[0]`` when the target
+    is given or the search decided on a blend; stopped early with ``gen_patience``, see
+    :func:`~unlearnlib.recovery.mesa.train_generators`); the kind whose triggers reach the higher attack rate on
+    ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). *[ours]* With
+    ``final_kinds="decided"`` a search that found an outlier has decided the kind, and only that kind's generator
+    is trained; with ``warm_start`` it starts from the search's generator of the target. With several ``betas`` the
     winner becomes a MESA ensemble, one member per β (the extra members batched, seeded ``seed + 101 + i``).
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
@@ -229,11 +251,14 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     """
     check_keep(keep)
     check_fraction(keep_rate, "keep_rate", low_open=False)
+    if gen_patience is not None:
+        check_positive_int(gen_patience, "gen_patience")
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
                 max_blend=max_blend, threshold=threshold,
-                position_stride=position_stride, keep=keep,
+                position_stride=position_stride, final_kinds=check_final_kinds(final_kinds),
+                warm_start=bool(warm_start), gen_patience=gen_patience, keep=keep,
                 keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
@@ -244,7 +269,8 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
              search_lr: float, search_batch_size: int, max_blend: float, threshold: float, position_stride: int,
-             keep: str, keep_rate: float, seed: int, progress: bool | None) -> Recovery:
+             final_kinds: str, warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, seed: int,
+             progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, position_stride=position_stride)
     search = None
@@ -257,9 +283,15 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
     common.update(lr=gen_lr, positions="adaptive", progress=progress_enabled(progress))
     # the patch size the search decided on; the first one when it decided on a blend or the target was given
     size = search.patch_size if search is not None and search.patch_size is not None else patch_sizes[0]
+    if search is not None and search.outlier and final_kinds == "decided":
+        kinds = (search.kind,)  # the search has decided the kind
     jobs = [Job(target, kind_patch_size(kind, size), seed + 100, betas[0]) for kind in kinds]
-    finals = [t for t, _ in train_generators(model, train.x, jobs, steps=gen_steps, batch_size=gen_batch_size,
-                                             desc="final generators", **common)]
+    init = [search.generator if warm_start and search is not None and search.generator is not None
+            and search.kind == kind and search.patch_size == job.patch_size else None for kind, job in zip(kinds, jobs)]
+    trained = train_generators(model, train.x, jobs, steps=gen_steps, batch_size=gen_batch_size, init=init,
+                               patience=gen_patience, desc="final generators", **common)
+    finals = [t for t, _ in trained]
+    final_steps = max(len(h["hinge"]) for _, h in trained)
     rates = dict(zip(kinds, proxy_rates(model, finals, heldout, [target] * len(kinds))))
     kind = max(rates, key=lambda k: rates[k])
     kept = [kind] if keep == "best" else [k for k in kinds if k == kind or rates[k] >= keep_rate]
@@ -267,9 +299,9 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
     if len(betas) > 1:
         more = [Job(target, kind_patch_size(k, size), seed + 101 + i, b) for k in kept for i, b in enumerate(betas[1:])]
         members += [t for t, _ in train_generators(model, train.x, more, steps=gen_steps, batch_size=gen_batch_size,
-                                                   desc="ensemble generators", **common)]
+                                                   patience=gen_patience, desc="ensemble generators", **common)]
     trigger: GeneratedTrigger | TriggerEnsemble = members[0] if len(members) == 1 else TriggerEnsemble(members)
     label = "+".join(kept)
     also = [t for k, t in zip(kinds, finals) if k not in kept and rates[k] >= keep_rate]
     return Recovery(trigger, target, label, rates, search, time.perf_counter() - start,
-                    patch_size=size if "patch" in kept else None, also_fires=also)
+                    patch_size=size if "patch" in kept else None, also_fires=also, final_steps=final_steps)
