@@ -160,21 +160,3 @@ def test_hidden_names_which_hidden_linears_the_edit_rewrites():
                                                                  trigger=_trigger).info["layers"][0] == "conv"
     with pytest.raises(ValueError, match="hidden must be one of"):
         get_defense("agme-bdk", hidden="middle")
-
-
-def test_pooled_features_get_no_shifted_keys():
-    """*[ours]* A Linear after global average pooling (a model declaring ``global_pool``) gets the unseen samples
-    alone as keys; a Linear reading a flattened feature map (the CNN's fc1) gets every shifted copy too."""
-    from unlearnlib.defenses.agme_bdk import AgmeBDK
-    from unlearnlib.ml.edit import DENSE_SHIFTS, reads_pooled_features
-    from unlearnlib.models import build_model
-
-    x = torch.rand(3, 1, 28, 28)
-    bn, cnn = build_model("small-bn", 1, 10, 28), build_model("cnn", 1, 10, 28)
-    assert reads_pooled_features(bn) and reads_pooled_features(bn, "classifier")
-    assert not reads_pooled_features(bn, ["blocks.2.0"])  # a conv layer: its patches move with the image
-    assert not reads_pooled_features(cnn) and not reads_pooled_features(cnn, "fc1")
-    d = AgmeBDK()
-    assert d.key_inputs(x, bn, d.layers_of(bn)).shape[0] == 3
-    assert d.key_inputs(x, cnn, d.layers_of(cnn)).shape[0] == 3 * len(DENSE_SHIFTS)
-    assert AgmeBDK(augment=False).key_inputs(x, cnn, "fc1").shape[0] == 3

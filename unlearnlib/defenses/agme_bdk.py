@@ -21,7 +21,6 @@ from ..ml.edit import (
     default_edit_layer,
     edit_layers,
     hidden_linears,
-    reads_pooled_features,
     shift_augment,
     warm_up_linalg,
 )
@@ -45,8 +44,7 @@ class AgmeBDK(Defense):
       ``edit_layer``, gets that layer alone, and one without, its output layer
       (:func:`~unlearnlib.ml.edit.default_edit_layer`). ``hidden="first"`` or ``"last"`` edits one of them.
     - 50 unseen samples (``default_unseen``), each also shifted by every offset of up to two pixels (``augment``,
-      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample), unless the edited Linear reads globally
-      pooled features (:func:`~unlearnlib.ml.edit.reads_pooled_features`).
+      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample).
     - ``layers="auto"`` runs the cascade from the last conv layer instead (:meth:`edit`, ``cascade_agreement``).
 
     It fails weak backdoors that never planted (some triggered images still reach the target after the edit) and
@@ -98,15 +96,9 @@ class AgmeBDK(Defense):
             return names if len(names) >= 2 else default_edit_layer(model, "first")
         return default_edit_layer(model, self.hidden)
 
-    def key_inputs(self, x: torch.Tensor, model: nn.Module | None = None,
-                   layers: str | list[str] | None = None) -> torch.Tensor:
-        """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`,
-        except *[ours]* where every edited layer reads globally pooled features (:func:`reads_pooled_features`:
-        a shifted image gives nearly the same key there, and on a large network the shifted copies are most of
-        the edit's cost)."""
-        if not self.augment or (model is not None and reads_pooled_features(model, layers)):
-            return x
-        return shift_augment(x, self.shifts)
+    def key_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`."""
+        return shift_augment(x, self.shifts) if self.augment else x
 
     def edit(self, model: nn.Module, x: torch.Tensor, trigger: TriggerArg, **kw: Any) -> dict[str, Any]:
         """Edit ``layers`` (default: :func:`default_edit_layer`), keys from the unseen samples and their shifted
@@ -122,8 +114,7 @@ class AgmeBDK(Defense):
         user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
         alone."""
         if self.layers != "auto":
-            layers = self.layers_of(model)
-            return edit_layers(model, self.key_inputs(x, model, layers), trigger, layers=layers, lam=self.lam,
+            return edit_layers(model, self.key_inputs(x), trigger, layers=self.layers_of(model), lam=self.lam,
                                mu=self.mu, **kw)
         one = default_edit_layer(model, "first" if self.hidden == "all" else self.hidden)
         cands = [n for n in (last_conv_name(model), one) if isinstance(n, str)]
@@ -132,7 +123,7 @@ class AgmeBDK(Defense):
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
             conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)  # a conv's patches are keys enough
-            keys_x = x if conv else self.key_inputs(x, model, name)
+            keys_x = x if conv else self.key_inputs(x)
             o = edit_layers(model, keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
             start = time.perf_counter()
             with torch.no_grad():

@@ -223,7 +223,7 @@ class BAErase(Defense):
     patch). ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
-    ``position_stride`` (4) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
+    ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
     ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"all"`` (default *[ours]*)
     unlearns every kind that reaches the target on a quarter of the held-out images, as the blind edit does
     (:class:`~unlearnlib.defenses.agme.Agme`); ``"best"`` the kind whose triggers reach it most often.

@@ -53,17 +53,6 @@ def shift_augment(x: torch.Tensor, shifts: tuple[tuple[int, int], ...] = SHIFTS)
     return torch.cat(outs)
 
 
-def reads_pooled_features(model: nn.Module, layers: str | list[str] | None = None) -> bool:
-    """*[ours]* True when the model declares ``global_pool = True`` (its features are averaged over all positions
-    before its Linear layers: ``small-bn``, ``preact-resnet18``) and every layer of ``layers`` (default:
-    :func:`default_edit_layer`) is an ``nn.Linear``: such a layer's key hardly moves when the image is shifted, so
-    shifted copies (:func:`shift_augment`) add cost, not keys."""
-    if getattr(model, "global_pool", False) is not True:
-        return False
-    names = [default_edit_layer(model)] if layers is None else [layers] if isinstance(layers, str) else list(layers)
-    return all(isinstance(get_layer(model, n, "layers"), nn.Linear) for n in names)
-
-
 def default_edit_layer(model: nn.Module, hidden: str = "first") -> str:
     """``model.edit_layer`` if the model names one; else, when it has a hidden Linear (two or more Linears in
     registration order), its ``hidden="first"`` or ``"last"`` Linear that is not the output layer; else its only

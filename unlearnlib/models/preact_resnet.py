@@ -38,7 +38,6 @@ class PreActResNet18(nn.Module):
     channels (64: the standard 11M-parameter network)."""
 
     last_conv = "layer4.1.conv2"
-    global_pool = True  # its Linear reads features averaged over every position (unlearnlib.ml.edit)
     edit_layer = "linear"
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, image_size: int = 32, width: int = 64) -> None:

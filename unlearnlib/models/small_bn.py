@@ -15,7 +15,6 @@ class SmallBN(nn.Module):
     """A small all-convolutional network with BatchNorm and global average pooling: three conv-BN-ReLU blocks
     (16, 32, 64 channels; max pooling after the first two), then the mean over positions and one Linear, the
     output layer. ~25k parameters."""
-    global_pool = True  # its Linear reads features averaged over every position (unlearnlib.ml.edit)
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, width: int = 16) -> None:
         super().__init__()

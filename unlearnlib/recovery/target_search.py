@@ -49,7 +49,7 @@ MIN_SCORE = 0.25  # [ours] ... when its triggers also fire on this fraction of t
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
 # [ours] images per generator step in the search and the final generators, and the heatmap's probe spacing
 # (docs/decisions/0014-recovery-budget.md)
-SEARCH_BATCH, GEN_BATCH, POSITION_STRIDE = 16, 32, 4
+SEARCH_BATCH, GEN_BATCH, POSITION_STRIDE = 32, 32, 2
 # a few steps of every stage, heatmaps every 8 pixels: the smoke profile's and the CPU path tests' budget (it runs
 # the code, it does not recover; why the coarse heatmaps: docs/decisions/0012-cpu-speed.md)
 SMOKE_RECOVER = {"gen_steps": 5, "search_steps": 2, "hidden": 32, "gen_batch_size": 32, "position_stride": 8}
