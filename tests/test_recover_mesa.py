@@ -159,11 +159,7 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
     rec = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6)})
     assert (rec.target, rec.kind, rec.patch_size) == (2, "patch", 6)
     assert lrs == [RECOVER_KW["search_lr"]] * 2 + [RECOVER_KW["gen_lr"]]  # search at search_lr, finals at gen_lr
-    assert trained[-1] == (6,)  # the final: a patch at the size the search decided on (final_kinds="decided")
-    trained.clear()
-    both = ts._recover(tiny_model(), data, data, 3, None, **{**RECOVER_KW, "patch_sizes": (3, 6),
-                                                             "final_kinds": "all"})
-    assert trained[-1] == (6, None) and both.target == 2  # "all": a blend too
+    assert trained[-1] == (6, None)  # the finals: a patch at the size the search decided on, and a blend
     assert rec.info()["trigger_patch_size"] == 6 and rec.info()["search_patch_size"] == 6
     trained.clear()
     given = ts._recover(tiny_model(), data, data, 3, 1, **{**RECOVER_KW, "patch_sizes": (3, 6)})
@@ -172,7 +168,7 @@ def test_patch_sizes_are_searched_in_order_until_an_outlier_and_the_final_patch_
 
 RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0.5,), gen_alpha=0.1, gen_lr=1e-3,
                   gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
-                  threshold=2.0, position_stride=2, final_kinds="decided", warm_start=True, gen_patience=5,
+                  threshold=2.0, position_stride=2, warm_start=True, gen_patience=5,
                   keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
 
 
@@ -202,7 +198,7 @@ def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, param", [({"keep": "both"}, "keep"), ({"keep_rate": 1.5}, "keep_rate"),
-                                           ({"final_kinds": "best"}, "final_kinds")])
+                                           ({"gen_patience": 0}, "gen_patience")])
 def test_bad_keep_names_the_parameter(kwargs, param):
     from unlearnlib.recovery.target_search import recover
 

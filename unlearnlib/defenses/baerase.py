@@ -62,7 +62,6 @@ from ..recovery.target_search import (
     SEARCH_STEPS,
     SMOKE_RECOVER,
     Recovery,
-    check_final_kinds,
     check_keep,
     check_patch_sizes,
     recover,
@@ -224,11 +223,11 @@ class BAErase(Defense):
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
-    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"all"`` (default *[ours]*)
-    unlearns every kind that reaches the target on a quarter of the held-out images, as the blind edit does
-    (:class:`~unlearnlib.defenses.agme.Agme`); ``"best"`` the kind whose triggers reach it most often.
-    ``final_kinds``, ``warm_start`` and ``gen_patience`` set how the final generators train (:func:`recover`;
-    ``warm_start=False`` *[ours]*: "best" compares kinds, and a patch started from the search would win unfairly).
+    ``keep_kinds`` is :func:`~unlearnlib.recovery.target_search.recover`'s ``keep``: ``"best"`` (default) unlearns
+    the kind whose triggers reach the target most often; ``"all"`` every kind that reaches it on a quarter of the
+    held-out images, as the blind edit does (:class:`~unlearnlib.defenses.agme.Agme`). ``warm_start`` and
+    ``gen_patience`` set how the final generators train (:func:`recover`; ``warm_start=False`` *[ours]*: "best"
+    compares kinds, and a patch started from the search's generator would win that comparison unfairly).
     ``threads``: CPU threads (None: every core).
 
     Example::
@@ -256,7 +255,7 @@ class BAErase(Defense):
                  search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = SEARCH_BATCH,
                  max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = POSITION_STRIDE,
                  anchor: str = "kl", optimizer: str = "adam", threads: int | None = None, keep_kinds: str = "best",
-                 final_kinds: str = "all", warm_start: bool = False, gen_patience: int | None = 5,
+                 warm_start: bool = False, gen_patience: int | None = 5,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
@@ -294,8 +293,7 @@ class BAErase(Defense):
                                    search_lr=float(search_lr), search_batch_size=search_batch_size,
                                    max_blend=float(max_blend), threshold=float(threshold),
                                    position_stride=position_stride, keep=check_keep(keep_kinds, "keep_kinds"),
-                                   final_kinds=check_final_kinds(final_kinds), warm_start=bool(warm_start),
-                                   gen_patience=gen_patience)
+                                   warm_start=bool(warm_start), gen_patience=gen_patience)
         self.holdout = float(holdout)
 
     def split(self, defender: Data) -> tuple[Data, Data]:

@@ -18,7 +18,7 @@ the larger size is tried only where the smaller found no outlier. The K generato
 batched model (:func:`~unlearnlib.recovery.mesa.train_generators`): one forward of the victim per step serves every
 class. The per-class budget *[ours]*: :data:`SEARCH_STEPS` = 20 Adam steps at :data:`SEARCH_LR` = 3e-3 on
 :data:`SEARCH_BATCH` images, the same for every kind and size (the final generator: at most 60 steps at 1e-3 on
-:data:`GEN_BATCH`, started from the search's generator of the target).
+:data:`GEN_BATCH`, with ``warm_start`` started from the search's generator of the target).
 
 Why these defaults: docs/decisions/0007-target-search.md and docs/decisions/0014-recovery-budget.md.
 """
@@ -95,17 +95,6 @@ def check_keep(keep: Any, param: str = "keep") -> str:
     if keep not in KEEPS:
         raise ValueError(f"{param} must be one of {KEEPS} (which recovered trigger kinds to keep), got {keep!r}")
     return keep
-
-
-FINAL_KINDS = ("decided", "all")  # which kinds recover() trains a final generator of (its docstring)
-
-
-def check_final_kinds(final_kinds: Any) -> str:
-    """``final_kinds`` if it is one of :data:`FINAL_KINDS`, else a ValueError naming it."""
-    if final_kinds not in FINAL_KINDS:
-        raise ValueError(f"final_kinds must be one of {FINAL_KINDS} ('decided': the kind the target search "
-                         f"decided, where it found an outlier; 'all': every kind), got {final_kinds!r}")
-    return final_kinds
 
 
 def variants(kinds: tuple[str, ...], patch_sizes: tuple[int, ...]) -> list[tuple[str, int | None]]:
@@ -228,8 +217,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
             gen_batch_size: int = GEN_BATCH, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
             search_batch_size: int = SEARCH_BATCH, max_blend: float = 0.3, threshold: float = 2.0,
-            position_stride: int = POSITION_STRIDE, final_kinds: str = "all", warm_start: bool = True,
-            gen_patience: int | None = 5,
+            position_stride: int = POSITION_STRIDE, warm_start: bool = True, gen_patience: int | None = 5,
             keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
@@ -238,8 +226,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     is given or the search decided on a blend; stopped early with ``gen_patience``, see
     :func:`~unlearnlib.recovery.mesa.train_generators`); the kind whose triggers reach the higher attack rate on
     ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). *[ours]* With
-    ``final_kinds="decided"`` a search that found an outlier has decided the kind, and only that kind's generator
-    is trained; with ``warm_start`` it starts from the search's generator of the target. With several ``betas`` the
+    ``warm_start`` the generator of the kind and size the search decided on starts from the search's generator of
+    the target. With several ``betas`` the
     winner becomes a MESA ensemble, one member per β (the extra members batched, seeded ``seed + 101 + i``).
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
@@ -257,8 +245,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
                 max_blend=max_blend, threshold=threshold,
-                position_stride=position_stride, final_kinds=check_final_kinds(final_kinds),
-                warm_start=bool(warm_start), gen_patience=gen_patience, keep=keep,
+                position_stride=position_stride, warm_start=bool(warm_start), gen_patience=gen_patience, keep=keep,
                 keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
@@ -269,7 +256,7 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
              search_lr: float, search_batch_size: int, max_blend: float, threshold: float, position_stride: int,
-             final_kinds: str, warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, seed: int,
+             warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, seed: int,
              progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, position_stride=position_stride)
@@ -283,8 +270,6 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
     common.update(lr=gen_lr, positions="adaptive", progress=progress_enabled(progress))
     # the patch size the search decided on; the first one when it decided on a blend or the target was given
     size = search.patch_size if search is not None and search.patch_size is not None else patch_sizes[0]
-    if search is not None and search.outlier and final_kinds == "decided":
-        kinds = (search.kind,)  # the search has decided the kind
     jobs = [Job(target, kind_patch_size(kind, size), seed + 100, betas[0]) for kind in kinds]
     init = [search.generator if warm_start and search is not None and search.generator is not None
             and search.kind == kind and search.patch_size == job.patch_size else None for kind, job in zip(kinds, jobs)]
