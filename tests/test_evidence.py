@@ -109,3 +109,31 @@ def test_on_another_cpu_only_rows_of_defenses_that_do_not_search_are_compared(tm
     assert not checked["exact"].any() and all(p == [] for p in checked["problems"])
     assert set(checked["defense"]) == {d for d in rows["defense"] if d in
                                        ("none", "agme-bdk", "agme-bdk+repair", "finetune", "fine-pruning")}
+
+
+def test_a_run_is_dirty_for_changed_code_not_for_changed_results(tmp_path):
+    """``make evidence`` runs one study after another: the results the first one wrote must not mark the next one's
+    provenance dirty, while a changed tracked file anywhere else must."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "results" / "grid").mkdir(parents=True)
+    (tmp_path / "results" / "grid" / "robustness.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results.py").write_text("y = 1\n")  # a name that merely starts like the folder still counts
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    sub = tmp_path / "results" / "grid"
+    assert evidence.source_state(sub) == {"commit": evidence.source_state(tmp_path)["commit"], "dirty": False}
+    (sub / "robustness.csv").write_text("b\n")
+    (tmp_path / "notes.txt").write_text("untracked\n")
+    assert evidence.source_state(sub)["dirty"] is False
+    (tmp_path / "results.py").write_text("y = 2\n")
+    assert evidence.source_state(sub)["dirty"] is True
+    (tmp_path / "results.py").write_text("y = 1\n")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert evidence.source_state(tmp_path)["dirty"] is True

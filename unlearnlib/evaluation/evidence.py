@@ -46,20 +46,23 @@ TOLERANCE = {"asr": 0.10, "acc": 0.02, "target_acc": 0.06, "asr_before": 0.05, "
 PACKAGES = ("torch", "numpy", "pandas", "scipy", "scikit-learn", "mlxtend")
 
 
-def _git(*args: str) -> str | None:
+def _git(*args: str, cwd: Path | None = None) -> str | None:
     try:
         out = subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent)
+                             cwd=cwd or Path(__file__).resolve().parent)
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
 
-def source_state() -> dict[str, Any]:
-    """The commit of the code a run starts from, and whether tracked files had changes then (read at the start:
-    the tree may move on while a long run goes)."""
-    return {"commit": _git("rev-parse", "HEAD"),
-            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}
+def source_state(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit of the code a run starts from, and whether tracked files outside ``results/`` had changes then
+    (read at the start: the tree may move on while a long run goes; the stored runs themselves do not count, so
+    that ``make evidence`` can run one study after another). ``cwd``: a folder of the repository (default: this
+    package's)."""
+    return {"commit": _git("rev-parse", "HEAD", cwd=cwd),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                               ":(top,exclude)results", cwd=cwd))}
 
 
 def provenance(command: Sequence[str], *, profile: str, cells: int, defenses: Sequence[str], started: float,
