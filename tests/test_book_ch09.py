@@ -39,19 +39,21 @@ def test_ch09_every_defense_is_superficial_on_the_stored_runs(glue):
     for name, r in s.iterrows():  # a defense that removed no backdoor has no gap: a dash
         assert g[f"ch09_{key(name)}_gap_median"] == (round(100 * r["gap_median"], 1) if r["removed"] else "—")
         assert g[f"ch09_{key(name)}_removed"] <= g[f"ch09_{key(name)}_planted"]
-    # "Every defense that removed a backdoor left it easy to bring back": the lowest median gap is far above zero
-    assert g["ch09_lowest_gap"] >= 20.0 and g["ch09_lowest_gap"] == round(100 * s["gap_median"].min(), 1)
-    # "The repair step does not close the gap either"
+    # "Every defense that removed a backdoor left it easier to bring back than a clean model learns it": the lowest
+    # median gap is well above zero (a tenth of the test images)
+    assert g["ch09_lowest_gap"] >= 10.0 and g["ch09_lowest_gap"] == round(100 * s["gap_median"].min(), 1)
+    # "The repair step does not close the gap either": after every +repair the median gap stays well above zero
     for inner in ("agme-bdk", "agme", "baerase", "nc-unlearn"):
-        if f"{inner}+repair" in s.index and inner in s.index:
-            assert s.loc[f"{inner}+repair", "gap_median"] >= s.loc[inner, "gap_median"] - 0.10, inner
+        assert s.loc[f"{inner}+repair", "gap_median"] >= 0.10, inner
 
 
 def test_ch09_reactivation_claims(glue):
     g = glue("09_is_it_really_gone")
-    # "The least superficial here, agme-bdk ... where clean models given the same images reach ..."
-    assert g["ch09_lowest_gap_defense"] == "agme-bdk"
-    assert g["ch09_agme_bdk_retuned_median"] > g["ch09_agme_bdk_clean_retuned_median"] + 20.0
+    # "The least superficial here, ... fire the trigger on ...% ..., where clean models given the same images reach"
+    low = key(g["ch09_lowest_gap_defense"])
+    assert g["ch09_lowest_retuned_median"] == g[f"ch09_{low}_retuned_median"]
+    assert g["ch09_lowest_clean_retuned_median"] == g[f"ch09_{low}_clean_retuned_median"]
+    assert g["ch09_lowest_retuned_median"] > g["ch09_lowest_clean_retuned_median"] + 20.0
     assert g["ch09_highest_gap"] >= g["ch09_lowest_gap"]
 
 

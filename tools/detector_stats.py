@@ -79,7 +79,7 @@ def summary(rows: list[dict]) -> None:
     point("outlier rule", lambda r: r["outlier"])
     for s in ("confidence", "margin", "half_rate"):
         for q in sorted({r[s] for r in clean if r["outlier"]})[-3:]:  # thresholds that leave the last clean ones
-            point(f"outlier rule and {s} > {q:.2f}", lambda r, s=s, q=q: r["outlier"] and r[s] > q)
+            point(f"outlier rule and {s} > {q:.3f}", lambda r, s=s, q=q: r["outlier"] and r[s] > q)
 
 
 def main() -> None:
