@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from unlearnlib import logits, predict, sample_cells, search_target, spec_scenario  # noqa: E402
+from unlearnlib import logits, predict, recover, sample_cells, spec_scenario  # noqa: E402
 from unlearnlib.core.device import seed_everything  # noqa: E402
 from unlearnlib.evaluation.detection import auc_interval  # noqa: E402
 from unlearnlib.evaluation.rule import PLANTED_ASR  # noqa: E402
@@ -41,8 +41,7 @@ def measure(model: torch.nn.Module, sc, victim: str, spec: dict) -> dict:  # noq
     defender = sc.defender(UNSEEN)
     train, held = defender.holdout_split(0.2, sc.seed, "defender")
     seed_everything(sc.seed)
-    res = search_target(model, train, held, sc.split.num_classes, seed=sc.seed, hidden=256, position_stride=2,
-                        progress=False)  # as recover() calls it (agme, baerase)
+    res = recover(model, train, held, sc.split.num_classes, seed=sc.seed, progress=False).search  # as agme runs it
     t = res.target
     x = defender.x[defender.y != t].repeat(DRAWS, 1, 1, 1)
     stamped = res.generator.apply_fresh(x, torch.Generator().manual_seed(0)).detach()

@@ -227,8 +227,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     :func:`~unlearnlib.recovery.mesa.train_generators`); the kind whose triggers reach the higher attack rate on
     ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). *[ours]* With
     ``warm_start`` the generator of the kind and size the search decided on starts from the search's generator of
-    the target. With several ``betas`` the
-    winner becomes a MESA ensemble, one member per β (the extra members batched, seeded ``seed + 101 + i``).
+    the target. With several ``betas`` the winner becomes a MESA ensemble, one member per β (the extra members
+    batched, seeded ``seed + 101 + i``).
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
     can win the comparison on a *patch* backdoor and a defense built on it alone leaves the patch in place
