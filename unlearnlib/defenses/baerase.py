@@ -88,7 +88,7 @@ def proxy_stats(model: nn.Module, trigger: GeneratedTrigger | TriggerEnsemble, h
 
 def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, epochs: int, batch_size: int,
                        ascent_bound: float | None, stop_live: float, proxy_draws: int, kl_stop: float,
-                       anchor: str, optimizer: str, target_weight: float = 1.0) -> None:
+                       anchor: str, optimizer: str) -> None:
     """The checks of :func:`unlearn`'s arguments, shared with :class:`BAErase` (which fails fast at construction)."""
     if anchor not in ("ce", "kl"):
         raise ValueError(f"anchor must be 'ce' (paper) or 'kl', got {anchor!r}")
@@ -105,34 +105,13 @@ def check_unlearn_args(*, alpha: float, lam: float, lr: float, momentum: float, 
                                      or not ascent_bound > 0):
         raise ValueError(f"ascent_bound must be None (log K), a number > 0 or math.inf, got {ascent_bound!r}")
     check_fraction(stop_live, "stop_live", low_open=False)
-    if isinstance(target_weight, bool) or not isinstance(target_weight, (int, float)) or not target_weight >= 0 \
-            or not math.isfinite(target_weight):
-        raise ValueError(f"target_weight must be a finite number >= 0 (the clean term's weight on the target "
-                         f"class's images), got {target_weight!r}")
-
-
-def _anchor(out: torch.Tensor, original: nn.Module, x: torch.Tensor, y: torch.Tensor, anchor: str, target: int,
-            target_weight: float) -> torch.Tensor:
-    """The clean term: ``KL(f_θ0(x) ‖ f_θ(x))`` (``"kl"``) or ``CE(f_θ(x), y)`` (``"ce"``), averaged over the batch;
-    *[ours]* with ``target_weight`` != 1 the images of class ``target`` count ``target_weight`` times."""
-    if anchor == "kl":
-        with torch.no_grad():
-            ref = F.log_softmax(original(x).float(), 1)
-        if target_weight == 1:
-            return F.kl_div(F.log_softmax(out.float(), 1), ref, log_target=True, reduction="batchmean")
-        per = F.kl_div(F.log_softmax(out.float(), 1), ref, log_target=True, reduction="none").sum(1)
-    else:
-        if target_weight == 1:
-            return F.cross_entropy(out, y)
-        per = F.cross_entropy(out.float(), y, reduction="none")
-    return (per * torch.where(y == target, float(target_weight), 1.0)).mean()
 
 
 def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrigger | TriggerEnsemble, target: int, *,
             alpha: float = 10.0, lam: float = 1e-6, lr: float = 1e-3, momentum: float = 0.9, epochs: int = 20,
             batch_size: int = 32, ascent_bound: float | None = 5.0, stop_live: float = 0.01, proxy_draws: int = 4,
-            kl_stop: float = 0.02, anchor: str = "kl", optimizer: str = "adam", target_weight: float = 1.0,
-            seed: int = 0, progress: bool | None = None,
+            kl_stop: float = 0.02, anchor: str = "kl", optimizer: str = "adam", seed: int = 0,
+            progress: bool | None = None,
             callback: Callable[[nn.Module], None] | None = None) -> tuple[nn.Module, dict[str, list[float]]]:
     """Stage 2 of BAERASE: minimise the BAERASE loss in place on ``model``; returns it and per-epoch curves.
 
@@ -152,7 +131,7 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
     check_images(heldout.x, "heldout.x")
     check_unlearn_args(alpha=alpha, lam=lam, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size,
                        ascent_bound=ascent_bound, stop_live=stop_live, proxy_draws=proxy_draws, kl_stop=kl_stop,
-                       anchor=anchor, optimizer=optimizer, target_weight=target_weight)
+                       anchor=anchor, optimizer=optimizer)
     model.eval()  # [ours] BatchNorm statistics stay those of the original training, from the first forward on
     with torch.no_grad():
         n_cls = int(model(train.x[:1]).shape[1])
@@ -210,7 +189,12 @@ def unlearn(model: nn.Module, train: Data, heldout: Data, trigger: GeneratedTrig
                 xt = trigger.apply_fresh(xn, gen) if len(xn) else xn
                 with autocast(dev):
                     out = model(x)
-                    clean = _anchor(out, original, x, y, anchor, target, target_weight)
+                    if anchor == "kl":
+                        with torch.no_grad():
+                            ref = F.log_softmax(original(x).float(), 1)
+                        clean = F.kl_div(F.log_softmax(out.float(), 1), ref, log_target=True, reduction="batchmean")
+                    else:
+                        clean = F.cross_entropy(out, y)
                     ce_t = F.cross_entropy(model(xt), torch.full((len(xt),), target, device=dev), reduction="none")
                 ascent = ce_t.clamp(max=tau).mean() if len(xt) else clean.new_zeros(())  # bounded ascent
                 l1 = sum((p - p0).abs().sum() for p, p0 in zip(model.parameters(), theta0))
@@ -271,7 +255,7 @@ class BAErase(Defense):
                  search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = SEARCH_BATCH,
                  max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = POSITION_STRIDE,
                  anchor: str = "kl", optimizer: str = "adam", threads: int | None = None, keep_kinds: str = "best",
-                 warm_start: bool = False, gen_patience: int | None = 5, target_weight: float = 1.0,
+                 warm_start: bool = False, gen_patience: int | None = 5,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
         betas = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
@@ -281,7 +265,7 @@ class BAErase(Defense):
             check_fraction(b, "beta", high_closed=False)
         check_unlearn_args(alpha=alpha, lam=lam, lr=lr, momentum=momentum, epochs=epochs, batch_size=batch_size,
                            ascent_bound=ascent_bound, stop_live=stop_live, proxy_draws=proxy_draws,
-                           kl_stop=kl_stop, anchor=anchor, optimizer=optimizer, target_weight=target_weight)
+                           kl_stop=kl_stop, anchor=anchor, optimizer=optimizer)
         check_number(gen_alpha, "gen_alpha")
         check_positive_number(gen_lr, "gen_lr")
         check_positive_number(search_lr, "search_lr")
@@ -302,7 +286,7 @@ class BAErase(Defense):
         self.unlearn_kwargs = dict(anchor=anchor, optimizer=optimizer, alpha=float(alpha), lam=float(lam),
                                    lr=float(lr), momentum=float(momentum), epochs=epochs, batch_size=batch_size,
                                    ascent_bound=ascent_bound, stop_live=float(stop_live), proxy_draws=proxy_draws,
-                                   kl_stop=float(kl_stop), target_weight=float(target_weight))
+                                   kl_stop=float(kl_stop))
         self.recover_kwargs = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden,
                                    betas=betas, gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
