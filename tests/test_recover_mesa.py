@@ -221,11 +221,3 @@ def test_bad_patch_sizes_name_the_parameter(sizes, message):
     with pytest.raises(ValueError, match=f"patch_sizes.*{message}"):
         search_target(tiny_model(), data, data, 3, patch_sizes=sizes, steps=1, batch_size=4, hidden=8,
                       progress=False)
-
-
-@pytest.mark.parametrize("draws", [0, 1.5, True])
-def test_bad_score_draws_name_the_parameter(draws):
-    data = tiny_data()
-    with pytest.raises(ValueError, match="score_draws"):
-        search_target(tiny_model(), data, data, 3, score_draws=draws, steps=1, batch_size=4, hidden=8,
-                      progress=False)

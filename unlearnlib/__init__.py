@@ -60,16 +60,7 @@ from .ml.path_aware import extrapolate, path_aware_finetune
 from .ml.train import DivergenceError, train
 from .ml.triggers import Trigger, apply_trigger, load_trigger, save_trigger
 from .models import build_model, get_layer
-from .recovery import (
-    KEEP_RATE,
-    PATCH_SIZES,
-    SCORE_DRAWS,
-    neural_cleanse,
-    proxy_rate,
-    recover,
-    search_target,
-    train_generator,
-)
+from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recover, search_target, train_generator
 
 __all__ = [
     "__version__", "apply_defense", "apply_trigger", "asr_by_position", "Attack", "attack_rate", "ATTACKER_ASR",
@@ -78,7 +69,7 @@ __all__ = [
     "DEFENSES", "der", "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate",
     "failure_cases", "gated_success", "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE",
     "load_cells", "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine",
-    "make_scenario", "make_trigger", "MODELS", "neural_cleanse", "param_pairs", "PATCH_SIZES", "SCORE_DRAWS",
+    "make_scenario", "make_trigger", "MODELS", "neural_cleanse", "param_pairs", "PATCH_SIZES",
     "path_aware_finetune", "per_class_accuracy", "play", "predict", "Profile", "proxy_rate", "published_table",
     "reactivation", "recover", "RecoveryMemo", "references", "repair_edit", "repairable", "rerun_stored",
     "Retuning", "roc_points", "roc_table", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling",

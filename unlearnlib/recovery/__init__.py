@@ -13,17 +13,8 @@ from .anomaly import anomaly_index
 from .generated import GeneratedTrigger, TriggerEnsemble
 from .mesa import Job, train_generator, train_generators
 from .neural_cleanse import NeuralCleanseResult, neural_cleanse
-from .target_search import (
-    KEEP_RATE,
-    PATCH_SIZES,
-    SCORE_DRAWS,
-    Recovery,
-    SearchResult,
-    proxy_rate,
-    recover,
-    search_target,
-)
+from .target_search import KEEP_RATE, PATCH_SIZES, Recovery, SearchResult, proxy_rate, recover, search_target
 
-__all__ = ["KEEP_RATE", "PATCH_SIZES", "SCORE_DRAWS", "GeneratedTrigger", "Job", "NeuralCleanseResult", "Recovery",
-           "SearchResult", "TriggerEnsemble", "anomaly_index", "neural_cleanse", "proxy_rate", "recover",
-           "search_target", "train_generator", "train_generators"]
+__all__ = ["KEEP_RATE", "PATCH_SIZES", "GeneratedTrigger", "Job", "NeuralCleanseResult", "Recovery", "SearchResult",
+           "TriggerEnsemble", "anomaly_index", "neural_cleanse", "proxy_rate", "recover", "search_target",
+           "train_generator", "train_generators"]

@@ -2,9 +2,7 @@
 
 BAERASE's released code is *given* the target; a defender is not.
 For every class ``c`` a generator is trained for a short budget to reach ``c`` (the MESA loss), and the class
-score is the attack rate its triggers reach on the defender's images of the *other* classes, each stamped
-:data:`SCORE_DRAWS` times with fresh triggers *[ours]*: all of them, the generators' training images included,
-because the held-out fifth alone (ten of 50 images) moves a score in steps of a ninth. A backdoor
+score is the attack rate its triggers reach on held-out defender images of the *other* classes. A backdoor
 target stands out: a small patch or a faint blend cannot turn a clean digit into an arbitrary class, but it can
 fire a planted shortcut. Outlyingness is the signed MAD anomaly index (:mod:`unlearnlib.recovery.anomaly`)
 
@@ -49,7 +47,6 @@ PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
 OUTLIER_THRESHOLD = 2.0  # a class is an outlier above this anomaly index (the MAD rule of Neural Cleanse) ...
 MIN_SCORE = 0.25  # [ours] ... when its triggers also fire on this fraction of the held-out images
 SEARCH_STEPS, SEARCH_LR = 20, 3e-3  # [ours] the per-class generators' budget (module docstring)
-SCORE_DRAWS = 4  # [ours] fresh triggers per defender image when the search scores a class (module docstring)
 # [ours] images per generator step in the search and the final generators, and the heatmap's probe spacing
 # (docs/decisions/0014-recovery-budget.md)
 SEARCH_BATCH, GEN_BATCH, POSITION_STRIDE = 32, 32, 2
@@ -140,15 +137,13 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
                   batch_size: int = SEARCH_BATCH,
                   patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = OUTLIER_THRESHOLD,
                   mad_floor: float = 0.01, min_score: float = MIN_SCORE, beta: float = 0.5,
-                  score_draws: int = SCORE_DRAWS, seed: int = 0, progress: bool | None = None,
-                  **generator_kwargs: Any) -> SearchResult:
+                  seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
-    batched) and return the outlying class. A class's score is its triggers' attack rate on ``train`` and
-    ``heldout`` together, each image stamped ``score_draws`` times (module docstring).
+    batched) and return the outlying class.
 
     A class is an outlier when its anomaly index exceeds ``threshold`` *and* its triggers fire on at least
-    ``min_score`` of the scored images *[ours]*: with the MAD floor, a few flipped images already make an anomaly
-    index above 2, while a planted backdoor fires on most images. The (kind, size)
+    ``min_score`` of the held-out images *[ours]*: with a few dozen held-out images and the MAD floor, one flipped
+    image already makes an anomaly index above 2, while a planted backdoor fires on most images. The (kind, size)
     pairs of :func:`variants` are tried in order and the search stops at the first outlier; an outlier of a later
     pair beats a non-outlier of an earlier one.
 
@@ -160,7 +155,6 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     check_number(threshold, "threshold")
     check_fraction(min_score, "min_score", low_open=False)
     check_positive_number(mad_floor, "mad_floor")
-    check_positive_int(score_draws, "score_draws")
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {kinds!r}")
     sizes = check_patch_sizes(patch_sizes, min(train.x.shape[-2:]))
@@ -168,14 +162,13 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     best: SearchResult | None = None
     all_scores: dict[str, list[float]] = {}
     classes = list(range(num_classes))
-    scoring = Data(torch.cat([train.x, heldout.x]), torch.cat([train.y, heldout.y]))
     for kind, size in variants(kinds, sizes):
         label = variant_label(kind, size)
         jobs = [Job(c, size, seed + c, beta) for c in classes]
         trained = train_generators(model, train.x, jobs, steps=steps, lr=lr, batch_size=batch_size,
                                    positions="adaptive", progress=progress_enabled(progress),
                                    desc=f"target search ({label})", **generator_kwargs)
-        scores = proxy_rates(model, [t for t, _ in trained], scoring, classes, score_draws)
+        scores = proxy_rates(model, [t for t, _ in trained], heldout, classes)
         anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
         all_scores[label] = scores
