@@ -76,25 +76,6 @@ def test_generator_source_holds_out_by_the_shared_rule(sc, monkeypatch):
     assert torch.equal(seen["train"].x.cpu(), train.x.cpu()) and torch.equal(seen["heldout"].x.cpu(), heldout.x.cpu())
 
 
-@pytest.mark.parametrize("params, betas", [({}, "default"), ({"recover_params": {"betas": [0.5]}}, [0.5])])
-def test_the_blind_edit_recovers_a_mesa_ensemble_unless_told_otherwise(sc, monkeypatch, params, betas):
-    import unlearnlib.defenses.agme as agme
-
-    seen = {}
-
-    def fake_recover(model, train, heldout, *args, **kwargs):
-        seen.update(kwargs)
-        raise RuntimeError("stop at the recovery")
-
-    monkeypatch.setattr(agme, "recover", fake_recover)
-    for name in ("agme", "agme-repair"):
-        with pytest.raises(RuntimeError, match="stop at the recovery"):
-            get_defense(name, progress=False, **params)(sc.backdoored, sc.defender(50))
-        assert seen["betas"] == (agme.ENSEMBLE_BETAS if betas == "default" else betas)
-        assert seen["keep"] == "all"
-    assert len(agme.ENSEMBLE_BETAS) > 1
-
-
 def test_blind_edit_shifts_its_keys_with_the_generator_recovery_only():
     """[ours] augment=None: shifted keys with the generator's recovery, one key per image with Neural Cleanse's."""
     assert get_defense("agme").augment is True and get_defense("agme-repair").augment is True

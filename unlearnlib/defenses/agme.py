@@ -19,8 +19,6 @@ from ..recovery.target_search import SMOKE_RECOVER, check_keep, recover
 from .agme_bdk import AgmeBDK
 from .base import DefenseResult
 
-ENSEMBLE_BETAS = (0.5, 0.8, 0.9)  # [ours] the blind edit's MESA ensemble (class docstring)
-
 
 @DEFENSES.register("agme")
 class Agme(AgmeBDK):
@@ -37,9 +35,6 @@ class Agme(AgmeBDK):
       one key per image with Neural Cleanse's.
     - ``layers=None`` edits the *last* hidden Linear (:attr:`hidden`; ``agme-bdk`` edits each in turn): on the MLP
       the first reads raw pixels, where the edit fits the approximation rather than the backdoor.
-    - ``recover_params["betas"]`` = :data:`ENSEMBLE_BETAS` (0.5, 0.8, 0.9): the recovered trigger is MESA's
-      ensemble, one generator per hinge threshold β, each image stamped by one of them (MESA, Qiao et al. 2019):
-      the ensemble covers more of the attacker's trigger distribution than one generator, so the edit leaves less.
     - ``keep_kinds="all"``: every recovered trigger kind (patch, blend) whose images reach the target on at least
       :data:`~unlearnlib.recovery.target_search.KEEP_RATE` of the held-out images, not only the one that reaches it
       most often (``"best"``): a faint blend can win the choice on a patch backdoor and leave the patch in place.
@@ -73,7 +68,7 @@ class Agme(AgmeBDK):
             raise ValueError(f"recover_params must be a dict of arguments of unlearnlib.recovery.target_search.recover "
                              f"(gen_steps, search_steps, ...), got {recover_params!r}")
         self.recover, self.recover_params = recover, {"keep": check_keep(keep_kinds, "keep_kinds"),
-                                                      "betas": ENSEMBLE_BETAS, **(recover_params or {})}
+                                                      **(recover_params or {})}
         self.nc_steps, self.nc_lam = check_positive_int(nc_steps, "nc_steps"), check_number(nc_lam, "nc_lam")
 
     def recover_trigger(self, model: nn.Module, defender: Data, target: int | None,
