@@ -55,6 +55,7 @@ from ..recovery.mesa import GeneratedTrigger, TriggerEnsemble
 from ..recovery.target_search import (
     GEN_BATCH,
     KINDS,
+    MAX_WARP,
     PATCH_SIZES,
     POSITION_STRIDE,
     SEARCH_BATCH,
@@ -219,7 +220,8 @@ class BAErase(Defense):
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
     ``gen_batch_size`` (32 *[ours]*; paper 128); ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target
     search tries in turn (:mod:`unlearnlib.recovery.target_search`; the paper's code is given the target and a 3x3
-    patch). ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``);
+    patch). ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``, ``"warp"``; ``max_blend`` and
+``max_warp`` bound the last two);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).
@@ -253,8 +255,9 @@ class BAErase(Defense):
                  hidden: int = 256, beta: float | tuple[float, ...] = 0.5, gen_alpha: float = 0.1,
                  gen_lr: float = 1e-3, gen_steps: int = 60, gen_batch_size: int = GEN_BATCH,
                  search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR, search_batch_size: int = SEARCH_BATCH,
-                 max_blend: float = 0.3, threshold: float = 2.0, position_stride: int = POSITION_STRIDE,
-                 anchor: str = "kl", optimizer: str = "adam", threads: int | None = None, keep_kinds: str = "best",
+                 max_blend: float = 0.3, max_warp: float = MAX_WARP, threshold: float = 2.0,
+                 position_stride: int = POSITION_STRIDE, anchor: str = "kl", optimizer: str = "adam",
+                 threads: int | None = None, keep_kinds: str = "best",
                  warm_start: bool = False, gen_patience: int | None = 5,
                  device: str | torch.device = "auto", seed: int = 0, progress: bool | None = None) -> None:
         super().__init__(device=device, seed=seed, progress=progress)
@@ -272,6 +275,7 @@ class BAErase(Defense):
         check_number(threshold, "threshold")
         check_fraction(holdout, "holdout", high_closed=False)
         check_fraction(max_blend, "max_blend")
+        check_positive_number(max_warp, "max_warp")
         if gen_patience is not None:
             check_positive_int(gen_patience, "gen_patience")
         for name, v in (("hidden", hidden), ("gen_steps", gen_steps),
@@ -291,7 +295,8 @@ class BAErase(Defense):
                                    betas=betas, gen_alpha=float(gen_alpha), gen_lr=float(gen_lr), gen_steps=gen_steps,
                                    gen_batch_size=gen_batch_size, search_steps=search_steps,
                                    search_lr=float(search_lr), search_batch_size=search_batch_size,
-                                   max_blend=float(max_blend), threshold=float(threshold),
+                                   max_blend=float(max_blend), max_warp=float(max_warp),
+                                   threshold=float(threshold),
                                    position_stride=position_stride, keep=check_keep(keep_kinds, "keep_kinds"),
                                    warm_start=bool(warm_start), gen_patience=gen_patience)
         self.holdout = float(holdout)

@@ -1,17 +1,41 @@
 """A recovered trigger *distribution*: ``Π(x, G(z) + ε)`` with fresh noise (and patch positions) per image.
 
 ``Π`` (:func:`~unlearnlib.ml.triggers.paste`) replaces a k×k window of ``x`` by the generated patch; a
-full-image generator blends its pattern in with its learned weight. :class:`GeneratedTrigger` is what trigger
-recovery hands to unlearning and editing; :class:`TriggerEnsemble` mixes several (one per β, as MESA does).
+full-image generator blends its pattern in with its learned weight; a warp generator *[ours]* moves the pixels by the
+smooth flow of its control points (:func:`warp_smooth`: WaNet's warp, Nguyen & Tran 2021, with the control grid
+generated instead of fixed, bounded by ``max_warp`` pixels as ``max_blend`` bounds a blend).
+:class:`GeneratedTrigger` is what trigger recovery hands to unlearning and editing; :class:`TriggerEnsemble` mixes
+several (one per β, as MESA does).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..core.checks import check_images, check_positive_int
 from ..ml.triggers import paste
 from .networks import TriggerGenerator, sample_noise
+
+
+def warp_smooth(x: torch.Tensor, control: torch.Tensor, max_shift: float) -> torch.Tensor:
+    """Warp image i of ``x`` by the smooth flow of its control points ``control[i]`` (``(2, k, k)`` in [0, 1];
+    differentiable): the displacement (dx, dy) is ``max_shift · (2 p - 1)`` pixels at the control points, bicubic
+    in between, sampled bilinearly with zeros outside the image."""
+    flow = flow_field(control.to(x.dtype), max_shift, x.shape[-2:])
+    n, _, h, w = x.shape
+    scale = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=x.device, dtype=x.dtype).view(1, 2, 1, 1)
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype),
+                            torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype), indexing="ij")
+    grid = torch.stack([xs, ys])[None] + flow * scale  # (n, 2, H, W) in grid_sample's (x, y) order
+    out = F.grid_sample(x, grid.permute(0, 2, 3, 1).clamp(-1, 1), mode="bilinear", padding_mode="zeros",
+                        align_corners=True)
+    return out.clamp(0, 1)
+
+
+def flow_field(control: torch.Tensor, max_shift: float, size: tuple[int, int]) -> torch.Tensor:
+    """The displacement in pixels ``(n, 2, H, W)`` (dx, dy) of control points ``(n, 2, k, k)`` in [0, 1]."""
+    return F.interpolate((2 * control - 1) * max_shift, size=tuple(size), mode="bicubic", align_corners=True)
 
 
 class GeneratedTrigger:
@@ -53,6 +77,8 @@ class GeneratedTrigger:
             if noise_std:
                 p = (p + noise_std * torch.randn(p.shape, generator=gen).to(dev)).clamp(0, 1)
             p = p.to(x.device, x.dtype)
+            if self.generator.warp:
+                return warp_smooth(x, p, self.generator.max_warp)
             if self.generator.blend:
                 a = self.generator.blend_weight().to(x.device, x.dtype)
                 return (1 - a) * x + a * p
@@ -72,8 +98,11 @@ class GeneratedTrigger:
 
     @torch.no_grad()
     def examples(self, n: int = 8, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(masks (n,1,H,W), patterns (n,C,H,W))`` of ``n`` draws, as ``T(x) = (1-m) x + m p`` for plots."""
+        """``(masks (n,1,H,W), patterns (n,C,H,W))`` of ``n`` draws, as ``T(x) = (1-m) x + m p`` for plots (a warp
+        has neither: see :attr:`flow`)."""
         check_positive_int(n, "n")
+        if self.generator.warp:
+            raise ValueError("a warp trigger has no mask and pattern; plot its flow field (.flow) instead")
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         c, h, w = self.image_shape
         was = self.generator.training
@@ -86,8 +115,28 @@ class GeneratedTrigger:
         ones = torch.ones(n, 1, *p.shape[-2:])
         return paste(torch.zeros(n, 1, h, w), ones, tops, lefts), paste(torch.zeros(n, c, h, w), p, tops, lefts)
 
+    @property
+    def kind(self) -> str:
+        """``"patch"``, ``"blend"`` or ``"warp"``."""
+        return self.generator.kind
+
+    @property
+    @torch.no_grad()
+    def flow(self) -> torch.Tensor:
+        """A warp's mean displacement over 64 draws, ``(2, H, W)`` in pixels as (dx, dy) (for plots, as
+        :attr:`unlearnlib.attacks.WaNet.flow`)."""
+        if not self.generator.warp:
+            raise ValueError(f"only a warp trigger has a flow field, this one is a {self.kind}")
+        gen = torch.Generator().manual_seed(self.seed)
+        was = self.generator.training
+        self.generator.eval()
+        p = self.generator(sample_noise(64, gen, next(self.generator.parameters()).device)).float().cpu()
+        self.generator.train(was)
+        return flow_field(p, self.generator.max_warp, self.image_shape[1:]).mean(0)
+
     def __repr__(self) -> str:
-        kind = "blend" if self.generator.blend else f"patch {self.generator.patch_size}"
+        g = self.generator
+        kind = f"patch {g.patch_size}" if g.kind == "patch" else f"warp {g.warp_grid}" if g.warp else "blend"
         return f"GeneratedTrigger({kind}, target={self.target})"
 
 
@@ -124,5 +173,7 @@ class TriggerEnsemble:
         return self._split(x, lambda m, xb: m.apply_fresh(xb, gen, noise_std, grad))
 
     def examples(self, n: int = 8, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        parts = [m.examples(n, seed) for m in self.members]
+        parts = [m.examples(n, seed) for m in self.members if not m.generator.warp]
+        if not parts:
+            raise ValueError("a warp trigger has no mask and pattern; plot a member's flow field (.flow) instead")
         return torch.cat([p[0] for p in parts])[:n], torch.cat([p[1] for p in parts])[:n]

@@ -16,7 +16,9 @@ patch of ``x`` at a position drawn from ``q``: uniform in the authors' code; *[o
 re-estimated after half the steps from a heatmap of the target probability (:func:`position_heatmap`), because a small
 CNN with a fully connected head answers its backdoor at one place only. For full-image triggers ``G`` emits a pattern
 ``p`` and a blend weight ``a = a_max · sigmoid(w)``: ``Π(x, p) = (1 - a) x + a p``; the bound ``a_max`` keeps ``G``
-from painting a whole image of class ``t`` (a "trigger" every class has).
+from painting a whole image of class ``t`` (a "trigger" every class has). For a warp *[ours]* ``G`` emits the k×k×2
+control points of a smooth flow and ``Π`` moves the pixels along it (:func:`~unlearnlib.recovery.generated.warp_smooth`,
+at most ``max_warp`` pixels, the bound playing ``a_max``'s part).
 
 Generators are trained in *jobs* (a target class, a trigger kind, a seed, a β): :func:`train_generators` trains any
 number as one batched model (:class:`~unlearnlib.recovery.stacked.Stack`), one forward of the victim per step; each
@@ -46,7 +48,7 @@ from ..core.checks import (
 from ..core.device import INFERENCE_BATCH, channels_last, forked_seed, progress_enabled
 from ..ml.train import descend
 from ..ml.triggers import paste
-from .generated import GeneratedTrigger, TriggerEnsemble
+from .generated import GeneratedTrigger, TriggerEnsemble, warp_smooth
 from .networks import NOISE_DIM, Mine, TriggerGenerator, sample_noise
 from .stacked import Stack
 
@@ -56,13 +58,20 @@ __all__ = ["NOISE_DIM", "GeneratedTrigger", "Job", "Mine", "TriggerEnsemble", "T
 
 @dataclass(frozen=True)
 class Job:
-    """One generator to train: for class ``target``, a ``patch_size`` patch (``None``: a full-image blend), all
-    of its random draws from ``seed``, hinge threshold ``beta``."""
+    """One generator to train: for class ``target``, a ``patch_size`` patch (``None``: a full-image blend, or a
+    warp with ``warp_grid`` control points per side), all of its random draws from ``seed``, hinge threshold
+    ``beta``."""
 
     target: int
     patch_size: int | None
     seed: int
     beta: float = 0.5
+    warp_grid: int | None = None
+
+    @property
+    def arch(self) -> tuple[int | None, int | None]:
+        """The generator's architecture (jobs of one architecture train as one stack)."""
+        return self.patch_size, self.warp_grid
 
 
 @contextlib.contextmanager
@@ -86,7 +95,7 @@ def position_heatmaps(model: nn.Module, triggers: Sequence[GeneratedTrigger], x:
     ``(H-k+1, W-k+1)`` map. *[ours]* Probed every ``stride`` pixels (nearest-neighbour filled in between); the
     (trigger, position) pairs of all triggers go through the model together, ``chunk`` images at a time."""
     check_positive_int(stride, "stride")
-    if len({t.generator.patch_size for t in triggers}) > 1 or any(t.generator.blend for t in triggers):
+    if len({t.generator.patch_size for t in triggers}) > 1 or any(t.generator.kind != "patch" for t in triggers):
         raise ValueError("triggers must all be patch triggers of one patch size")
     _, h, w = triggers[0].image_shape
     k = triggers[0].generator.patch_size
@@ -119,6 +128,8 @@ def _check_jobs(jobs: Sequence[Job], n_cls: int, image_shape: tuple[int, int, in
     for j in jobs:
         check_class(j.target, n_cls, "target")
         check_fraction(j.beta, "beta", high_closed=False)
+        if j.warp_grid is not None and j.patch_size is not None:
+            raise ValueError(f"a job is a patch or a warp: got patch_size={j.patch_size}, warp_grid={j.warp_grid}")
         if j.patch_size is not None:
             check_positive_int(j.patch_size, "patch_size")
             if j.patch_size > min(image_shape[1:]):
@@ -129,7 +140,8 @@ def _check_jobs(jobs: Sequence[Job], n_cls: int, image_shape: tuple[int, int, in
 def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, hidden: int = 2048, alpha: float = 0.1,
                      lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128,
                      steps: int = 100, noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
-                     max_blend: float = 0.3, positions: str = "uniform", position_temperature: float = 0.05,
+                     max_blend: float = 0.3, max_warp: float = 1.5, positions: str = "uniform",
+                     position_temperature: float = 0.05,
                      position_stride: int = 2, init: Sequence[GeneratedTrigger | None] | None = None,
                      patience: int | None = None, tol: float = 0.005, progress: bool | None = None,
                      desc: str = "generators") -> list[tuple[GeneratedTrigger, dict[str, list[float]]]]:
@@ -163,11 +175,13 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     if len(init) != len(jobs):
         raise ValueError(f"init must hold one trigger (or None) per job: {len(jobs)} jobs, got {len(init)}")
     for j, t in zip(jobs, init):
-        if t is not None and (not isinstance(t, GeneratedTrigger) or t.generator.patch_size != j.patch_size):
-            raise ValueError(f"init must hold GeneratedTrigger of each job's patch size ({j.patch_size}), got {t!r}")
+        if t is not None and (not isinstance(t, GeneratedTrigger) or (t.generator.patch_size, t.generator.warp_grid)
+                              != j.arch):
+            raise ValueError(f"init must hold GeneratedTrigger of each job's kind and size ({j.arch}), got {t!r}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("mine_hidden", mine_hidden), ("hidden", hidden)):
         check_positive_int(v, name)
     check_fraction(max_blend, "max_blend")
+    check_positive_number(max_warp, "max_warp")
     if positions not in ("uniform", "adaptive"):
         raise ValueError(f"positions must be 'uniform' or 'adaptive', got {positions!r}")
     dev, shape, bs = x.device, tuple(x.shape[1:]), batch_size
@@ -175,15 +189,16 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
     trigs, mines = [], []
     for j in jobs:  # weights drawn from each job's own seed, as a lone job would draw them
         with forked_seed(j.seed, dev):
-            g = TriggerGenerator(shape, j.patch_size, hidden, max_blend=max_blend).to(dev)
+            g = TriggerGenerator(shape, j.patch_size, hidden, max_blend=max_blend, warp_grid=j.warp_grid,
+                                 max_warp=max_warp).to(dev)
             mines.append(Mine(int(torch.tensor(g.out_shape).prod()), mine_hidden, mine_rate).to(dev))
         start = init[len(trigs)]
         if start is not None:
             g.load_state_dict(start.generator.state_dict())
         trigs.append(GeneratedTrigger(g, None if start is None else start.position_probs, seed=j.seed,
                                       target=j.target))
-    sizes = dict.fromkeys(j.patch_size for j in jobs)
-    groups = {k: [i for i, j in enumerate(jobs) if j.patch_size == k] for k in sizes}  # one stack per architecture
+    archs = dict.fromkeys(j.arch for j in jobs)
+    groups = {k: [i for i, j in enumerate(jobs) if j.arch == k] for k in archs}  # one stack per architecture
     g_stacks = {k: Stack([trigs[i].generator for i in idx]) for k, idx in groups.items()}
     t_stacks = {k: Stack([mines[i] for i in idx]) for k, idx in groups.items()}
     opt_g = torch.optim.Adam([p for s in g_stacks.values() for p in s.parameters()], lr=lr, betas=betas)
@@ -202,7 +217,7 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
             if step == heat_step:
                 for k, idx in groups.items():
                     idx = [i for i in idx if init[i] is None]
-                    if k is None or not idx:
+                    if k[0] is None or not idx:
                         continue
                     g_stacks[k].write_back()
                     heats = position_heatmaps(model, [trigs[i] for i in idx], x[:8], [jobs[i].target for i in idx],
@@ -222,7 +237,9 @@ def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, 
                 z = torch.stack([draws[i][1] for i in idx])
                 y = g_stacks[k](z) + noise_std * torch.stack([draws[i][2] for i in idx])
                 p, xb = y.clamp(0, 1), torch.stack([draws[i][0] for i in idx])
-                if k is None:
+                if k[1] is not None:
+                    stamped.append(warp_smooth(xb.flatten(0, 1), p.flatten(0, 1), max_warp))
+                elif k[0] is None:
                     a = (max_blend * torch.sigmoid(g_stacks[k].params["blend_logit"])).view(-1, 1, 1, 1, 1)
                     stamped.append(((1 - a) * xb + a * p).flatten(0, 1))
                 else:

@@ -1,8 +1,10 @@
 """The two networks of MESA (Qiao et al. 2019): the trigger generator ``G(z)`` and MINE's statistics network.
 
-``G`` maps noise ``z ~ U[0,1)^64`` to a k×k×C patch (or, for full-image triggers, a C×H×W pattern and a learned
-blend weight ``a = a_max · sigmoid(w)``); ``T(z, y)`` estimates the mutual information ``I(z; G(z) + ε)`` with the
-Donsker-Varadhan bound (see :mod:`unlearnlib.recovery.mesa` for the loss they are trained with).
+``G`` maps noise ``z ~ U[0,1)^64`` to a k×k×C patch, or, for full-image triggers, a C×H×W pattern and a learned
+blend weight ``a = a_max · sigmoid(w)``, or *[ours]*, for a warp, the k×k×2 control points of a smooth flow
+(applied by :func:`~unlearnlib.recovery.generated.warp_smooth`, at most ``max_warp`` pixels); ``T(z, y)`` estimates
+the mutual information ``I(z; G(z) + ε)`` with the Donsker-Varadhan bound (see :mod:`unlearnlib.recovery.mesa` for
+the loss they are trained with).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from ..core.checks import check_fraction, check_positive_int
+from ..core.checks import check_fraction, check_positive_int, check_positive_number
 
 NOISE_DIM = 64
 
@@ -21,9 +23,17 @@ class TriggerGenerator(nn.Module):
     """``G(z)``: 4 chunks of ``z`` enter a 4-layer MLP as skip inputs (BatchNorm, LeakyReLU 0.2, sigmoid out)."""
 
     def __init__(self, image_shape: tuple[int, int, int], patch_size: int | None = 3, hidden: int = 2048,
-                 chunks: int = 4, max_blend: float = 0.3) -> None:
+                 chunks: int = 4, max_blend: float = 0.3, warp_grid: int | None = None,
+                 max_warp: float = 1.5) -> None:
         super().__init__()
         c, h, w = image_shape
+        if warp_grid is not None:
+            if patch_size is not None:
+                raise ValueError(f"a warp generator has no patch: patch_size must be None, got {patch_size}")
+            check_positive_int(warp_grid, "warp_grid", minimum=2)
+            if warp_grid > min(h, w):
+                raise ValueError(f"warp_grid must fit in the {h}x{w} image, got warp_grid={warp_grid}")
+            check_positive_number(max_warp, "max_warp")
         if patch_size is not None:
             check_positive_int(patch_size, "patch_size")
             if patch_size > min(h, w):
@@ -33,22 +43,33 @@ class TriggerGenerator(nn.Module):
         if NOISE_DIM % chunks:
             raise ValueError(f"chunks must divide the noise size {NOISE_DIM}, got {chunks}")
         self.image_shape, self.patch_size, self.max_blend = tuple(image_shape), patch_size, float(max_blend)
-        self.out_shape = (c, patch_size, patch_size) if patch_size is not None else (c, h, w)
+        self.warp_grid, self.max_warp = warp_grid, float(max_warp)
+        self.out_shape = ((c, patch_size, patch_size) if patch_size is not None else
+                          (2, warp_grid, warp_grid) if warp_grid is not None else (c, h, w))
         self.chunk = NOISE_DIM // chunks
         dims = [self.chunk] + [hidden + self.chunk] * (chunks - 1)
         self.hidden = nn.ModuleList(
             nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2)) for d in dims[:-1])
         self.out = nn.Linear(dims[-1], int(torch.tensor(self.out_shape).prod()))
-        self.blend_logit = nn.Parameter(torch.zeros(())) if patch_size is None else None
+        self.blend_logit = nn.Parameter(torch.zeros(())) if patch_size is None and warp_grid is None else None
 
     @property
     def blend(self) -> bool:
-        return self.patch_size is None
+        return self.patch_size is None and self.warp_grid is None
+
+    @property
+    def warp(self) -> bool:
+        return self.warp_grid is not None
+
+    @property
+    def kind(self) -> str:
+        """``"patch"``, ``"blend"`` or ``"warp"``."""
+        return "warp" if self.warp else "blend" if self.blend else "patch"
 
     def blend_weight(self) -> torch.Tensor:
         """``a = a_max · sigmoid(w)`` (full-image mode only)."""
         if self.blend_logit is None:
-            raise ValueError("blend_weight exists only for full-image generators (patch_size=None)")
+            raise ValueError("blend_weight exists only for blend generators (patch_size=None, warp_grid=None)")
         return self.max_blend * torch.sigmoid(self.blend_logit)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ fire a planted shortcut. Outlyingness is the signed MAD anomaly index (:mod:`unl
 with the floor ``δ`` *[ours]* because clean classes often all score ~0, making the MAD zero. The target is the
 class with the largest ``a_c`` (signed: only a *high* score is suspicious); ``outlier`` says whether it exceeds
 ``threshold`` (2 by convention).
-Trigger kinds are searched in order (``"patch"`` then ``"blend"``) and the search stops at the first kind that
+Trigger kinds are searched in order (``"patch"``, ``"blend"``, then ``"warp"``, a smooth flow of :data:`WARP_GRID`
+control points per side, as WaNet's, at most :data:`MAX_WARP` pixels) and the search stops at the first kind that
 yields an outlier *[ours]*. A patch is searched at each of :data:`PATCH_SIZES` (3, 6) in turn, smallest first
 *[ours]*: the defender does not know the trigger's size, and a 6x6 patch can also draw a smaller one inside it, so
 the larger size is tried only where the smaller found no outlier. The K generators of one kind are trained as one
@@ -40,7 +41,8 @@ from ..ml.metrics import predict
 from .anomaly import anomaly_index
 from .mesa import GeneratedTrigger, Job, TriggerEnsemble, train_generators
 
-KINDS = ("patch", "blend")
+KINDS = ("patch", "blend", "warp")
+WARP_GRID, MAX_WARP = 4, 1.5  # [ours] the warp generator's control points per side and largest shift in pixels
 KEEPS = ("best", "all")  # which final trigger kinds recover() keeps (its docstring)
 KEEP_RATE = 0.25  # [ours] with keep="all", a kind is kept when its held-out rate reaches this
 PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
@@ -70,11 +72,11 @@ def proxy_rate(model: nn.Module, trigger: Any, heldout: Data, target: int, draws
     return proxy_rates(model, [trigger], heldout, [target], draws)[0]
 
 
-def kind_patch_size(kind: str, patch_size: int) -> int | None:
-    """The generator's patch size for a trigger kind (``None``: a full-image blend)."""
+def kind_job(kind: str, size: int | None, target: int, seed: int, beta: float) -> Job:
+    """The generator job of a trigger kind: a ``size`` patch, a full-image blend or a :data:`WARP_GRID` warp."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    return patch_size if kind == "patch" else None
+    return Job(target, size if kind == "patch" else None, seed, beta, WARP_GRID if kind == "warp" else None)
 
 
 def check_patch_sizes(patch_sizes: Any, image_size: int | None = None) -> tuple[int, ...]:
@@ -98,7 +100,8 @@ def check_keep(keep: Any, param: str = "keep") -> str:
 
 
 def variants(kinds: tuple[str, ...], patch_sizes: tuple[int, ...]) -> list[tuple[str, int | None]]:
-    """The (kind, generator patch size) pairs to try, in order: each patch size for ``"patch"``, one blend."""
+    """The (kind, generator patch size) pairs to try, in order: each patch size for ``"patch"``, one blend, one
+    warp."""
     return [(k, s) for k in kinds for s in (patch_sizes if k == "patch" else (None,))]
 
 
@@ -164,7 +167,7 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     classes = list(range(num_classes))
     for kind, size in variants(kinds, sizes):
         label = variant_label(kind, size)
-        jobs = [Job(c, size, seed + c, beta) for c in classes]
+        jobs = [kind_job(kind, size, c, seed + c, beta) for c in classes]
         trained = train_generators(model, train.x, jobs, steps=steps, lr=lr, batch_size=batch_size,
                                    positions="adaptive", progress=progress_enabled(progress),
                                    desc=f"target search ({label})", **generator_kwargs)
@@ -216,7 +219,8 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             kinds: tuple[str, ...] = KINDS, patch_sizes: tuple[int, ...] = PATCH_SIZES, hidden: int = 256,
             betas: tuple[float, ...] = (0.5,), gen_alpha: float = 0.1, gen_lr: float = 1e-3, gen_steps: int = 60,
             gen_batch_size: int = GEN_BATCH, search_steps: int = SEARCH_STEPS, search_lr: float = SEARCH_LR,
-            search_batch_size: int = SEARCH_BATCH, max_blend: float = 0.3, threshold: float = 2.0,
+            search_batch_size: int = SEARCH_BATCH, max_blend: float = 0.3, max_warp: float = MAX_WARP,
+            threshold: float = 2.0,
             position_stride: int = POSITION_STRIDE, warm_start: bool = True, gen_patience: int | None = 5,
             keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
@@ -244,7 +248,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     args = dict(kinds=tuple(kinds), patch_sizes=check_patch_sizes(patch_sizes), hidden=hidden, betas=tuple(betas),
                 gen_alpha=gen_alpha, gen_lr=gen_lr, gen_steps=gen_steps, gen_batch_size=gen_batch_size,
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
-                max_blend=max_blend, threshold=threshold,
+                max_blend=max_blend, max_warp=max_warp, threshold=threshold,
                 position_stride=position_stride, warm_start=bool(warm_start), gen_patience=gen_patience, keep=keep,
                 keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
@@ -255,11 +259,13 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
 def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, target: int | None, *,
              kinds: tuple[str, ...], patch_sizes: tuple[int, ...], hidden: int, betas: tuple[float, ...],
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
-             search_lr: float, search_batch_size: int, max_blend: float, threshold: float, position_stride: int,
+             search_lr: float, search_batch_size: int, max_blend: float, max_warp: float, threshold: float,
+             position_stride: int,
              warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, seed: int,
              progress: bool | None) -> Recovery:
     start = time.perf_counter()
-    common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, position_stride=position_stride)
+    common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, max_warp=max_warp,
+                                  position_stride=position_stride)
     search = None
     if target is None:
         search = search_target(model, train, heldout, num_classes, kinds=kinds, steps=search_steps, lr=search_lr,
@@ -270,7 +276,7 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
     common.update(lr=gen_lr, positions="adaptive", progress=progress_enabled(progress))
     # the patch size the search decided on; the first one when it decided on a blend or the target was given
     size = search.patch_size if search is not None and search.patch_size is not None else patch_sizes[0]
-    jobs = [Job(target, kind_patch_size(kind, size), seed + 100, betas[0]) for kind in kinds]
+    jobs = [kind_job(kind, size, target, seed + 100, betas[0]) for kind in kinds]
     init = [search.generator if warm_start and search is not None and search.generator is not None
             and search.kind == kind and search.patch_size == job.patch_size else None for kind, job in zip(kinds, jobs)]
     trained = train_generators(model, train.x, jobs, steps=gen_steps, batch_size=gen_batch_size, init=init,
@@ -282,7 +288,7 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
     kept = [kind] if keep == "best" else [k for k in kinds if k == kind or rates[k] >= keep_rate]
     members = [finals[list(kinds).index(k)] for k in kept]
     if len(betas) > 1:
-        more = [Job(target, kind_patch_size(k, size), seed + 101 + i, b) for k in kept for i, b in enumerate(betas[1:])]
+        more = [kind_job(k, size, target, seed + 101 + i, b) for k in kept for i, b in enumerate(betas[1:])]
         members += [t for t, _ in train_generators(model, train.x, more, steps=gen_steps, batch_size=gen_batch_size,
                                                    patience=gen_patience, desc="ensemble generators", **common)]
     trigger: GeneratedTrigger | TriggerEnsemble = members[0] if len(members) == 1 else TriggerEnsemble(members)
