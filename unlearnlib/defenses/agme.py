@@ -28,16 +28,16 @@ class Agme(AgmeBDK):
     (``agme+repair`` and ``agme-repair`` give it back). Defaults *[ours]*:
 
     - ``recover="baerase"``: the max-entropy generator (:func:`~unlearnlib.recovery.target_search.recover`) also
-      tries a full-image blend and keeps the kind that fires; Neural Cleanse (``"nc"``) only models patch triggers
+      tries a blend and a warp, keeps the kinds that fire; Neural Cleanse (``"nc"``) only models patch triggers
       ``(1 - m) x + m p`` with a small mask, and on Blended its patch shortcut leaves the blend in place (chapter 5).
     - ``mu=10``: a recovered trigger is only an approximation, so the edit stays closer to the original weights.
     - ``augment=None``: nine shifted copies of each unseen image (:data:`SHIFTS`) with the generator's recovery,
       one key per image with Neural Cleanse's.
     - ``layers=None`` edits the *last* hidden Linear (:attr:`hidden`; ``agme-bdk`` edits each in turn): on the MLP
       the first reads raw pixels, where the edit fits the approximation rather than the backdoor.
-    - ``keep_kinds="all"``: every recovered trigger kind (patch, blend) whose images reach the target on at least
-      :data:`~unlearnlib.recovery.target_search.KEEP_RATE` of the held-out images, not only the one that reaches it
-      most often (``"best"``): a faint blend can win the choice on a patch backdoor and leave the patch in place.
+    - ``keep_kinds="all"``: every recovered trigger kind (patch, blend, warp) whose images reach the target on at
+      least :data:`~unlearnlib.recovery.target_search.KEEP_RATE` of the held-out images, not only the one that
+      reaches it most often: a faint blend can win the choice on a patch backdoor and leave the patch in place.
     - 50 unseen samples (``default_unseen``).
 
     ``recover_params`` are passed to :func:`~unlearnlib.recovery.target_search.recover` (``gen_steps``, ...);

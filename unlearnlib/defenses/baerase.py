@@ -220,8 +220,7 @@ class BAErase(Defense):
     ``beta`` 0.5 (a tuple trains a MESA ensemble, e.g. ``(0.9, 0.8, 0.5)``), ``gen_alpha`` (entropy weight, 0.1),
     ``gen_batch_size`` (32 *[ours]*; paper 128); ``patch_sizes`` (3, 6) *[ours]*: the patch sizes the target
     search tries in turn (:mod:`unlearnlib.recovery.target_search`; the paper's code is given the target and a 3x3
-    patch). ``kinds`` lists trigger kinds to try (``"patch"``, ``"blend"``, ``"warp"``; ``max_blend`` and
-``max_warp`` bound the last two);
+    patch). ``kinds``: the trigger kinds to try (``"patch"``, ``"blend"``, ``"warp"``, bounded by ``max_warp``);
     ``holdout`` is the fraction of the defender set kept aside for the stop rule (``stop_live``, ``kl_stop``);
     ``threshold`` (>= 0, default 2) is the anomaly index above which the searched class counts as an outlier;
     ``position_stride`` (2) is the spacing of the adaptive position heatmap's probes (larger: cheaper, coarser).

@@ -7,7 +7,7 @@ and computes nothing a chapter reports: what it draws comes from :mod:`unlearnli
 """
 
 from . import style, tables
-from .attacks import difference_gallery, plot_flow_field, plot_poison_sweep, plot_position_asr
+from .attacks import compare_flow_fields, difference_gallery, plot_flow_field, plot_poison_sweep, plot_position_asr
 from .bench import (
     plot_asr_vs_seconds,
     plot_asr_vs_unseen,
@@ -60,9 +60,9 @@ from .text import format_record
 from .widgets import live, playground, trigger_explorer
 
 __all__ = [
-    "METRICS", "clean_markdown", "clean_table", "detection_table", "difference_gallery", "edit_widget",
-    "format_record", "gated_table", "glue_percents", "grid_markdown", "imshow", "layout_markdown", "live",
-    "metrics_table", "playground", "plot_asr_vs_seconds", "plot_asr_vs_unseen", "plot_before_after", "plot_der",
+    "METRICS", "clean_markdown", "clean_table", "compare_flow_fields", "detection_table", "difference_gallery",
+    "edit_widget", "format_record", "gated_table", "glue_percents", "grid_markdown", "imshow", "layout_markdown",
+    "live", "metrics_table", "playground", "plot_asr_vs_seconds", "plot_asr_vs_unseen", "plot_before_after", "plot_der",
     "plot_edit_picture", "plot_flow_field", "plot_gaps", "plot_grid_heatmaps", "plot_neural_cleanse",
     "plot_per_class", "plot_poison_sweep", "plot_position_asr", "plot_reactivation", "plot_robustness", "plot_roc",
     "plot_sample_efficiency", "plot_scaling", "plot_search_scores", "plot_success_heatmap", "plot_trigger_gallery",

@@ -1,5 +1,5 @@
-"""Plots for chapter 1's attacks: what a trigger changes in the image, WaNet's warp field, where a random-position
-patch fires and what more poison buys it."""
+"""Plots for chapter 1's attacks: what a trigger changes in the image, WaNet's warp field (and a recovered warp
+beside it, chapter 2), where a random-position patch fires and what more poison buys it."""
 
 from __future__ import annotations
 
@@ -35,28 +35,53 @@ def difference_gallery(x: torch.Tensor, triggers: Mapping[str, TriggerArg]) -> F
     return fig
 
 
-def plot_flow_field(trigger: object, image: torch.Tensor | None = None, step: int = 2) -> Figure:
-    """WaNet's warp: the displacement magnitude (pixels) with arrows every ``step`` pixels, beside the image
-    before and after the warp when ``image`` (C, H, W) is given. ``trigger`` must expose ``flow`` (2, H, W)."""
+def _flow(trigger: object, param: str) -> torch.Tensor:
     flow = getattr(trigger, "flow", None)
     if not isinstance(flow, torch.Tensor) or flow.dim() != 3 or flow.shape[0] != 2:
-        raise ValueError(f"trigger must expose a flow field of shape (2, H, W) (WaNet), got {type(trigger).__name__}")
-    ncols = 1 if image is None else 3
-    fig, axes = plt.subplots(1, ncols, figsize=(3.2 * ncols, 3.1), squeeze=False)
-    ax = axes[0, 0]
+        raise ValueError(f"{param} must expose a flow field of shape (2, H, W) (WaNet, a recovered warp), got "
+                         f"{type(trigger).__name__}")
+    return flow.detach().cpu().float()
+
+
+def _flow_panel(fig: Figure, ax: plt.Axes, flow: torch.Tensor, step: int, title: str,
+                vmax: float | None = None) -> None:
+    """The displacement magnitude (pixels) with arrows (x4) every ``step`` pixels."""
     mag = flow.norm(dim=0)
-    im = ax.imshow(mag, cmap="viridis")
+    im = ax.imshow(mag, cmap="viridis", vmin=0, vmax=vmax)
     h, w = mag.shape
     ys, xs = torch.meshgrid(torch.arange(0, h, step), torch.arange(0, w, step), indexing="ij")
     ax.quiver(xs, ys, flow[0, ::step, ::step], flow[1, ::step, ::step], color="w", angles="xy",
               scale_units="xy", scale=0.25, width=0.006)
-    ax.set_title(f"sampling shift, arrows x4 (max {float(mag.max()):.2f} px)", fontsize=9)
+    ax.set_title(f"{title}arrows x4 (max {float(mag.max()):.2f} px)", fontsize=9)
     ax.axis("off")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+
+def plot_flow_field(trigger: object, image: torch.Tensor | None = None, step: int = 2) -> Figure:
+    """WaNet's warp: the displacement magnitude (pixels) with arrows every ``step`` pixels, beside the image
+    before and after the warp when ``image`` (C, H, W) is given. ``trigger`` must expose ``flow`` (2, H, W)."""
+    flow = _flow(trigger, "trigger")
+    ncols = 1 if image is None else 3
+    fig, axes = plt.subplots(1, ncols, figsize=(3.2 * ncols, 3.1), squeeze=False)
+    _flow_panel(fig, axes[0, 0], flow, step, "sampling shift, ")
     if image is not None:
         warped = apply_trigger(trigger, image[None])[0]  # type: ignore[arg-type]
         imshow(axes[0, 1], image, "clean")
         imshow(axes[0, 2], warped, "warped")
+    fig.tight_layout()
+    return fig
+
+
+def compare_flow_fields(triggers: Mapping[str, object], step: int = 2) -> Figure:
+    """Warps side by side on one colour scale: each trigger's flow field (``.flow``, (2, H, W) pixels), e.g. the
+    attacker's WaNet beside a recovered warp (:attr:`unlearnlib.recovery.GeneratedTrigger.flow`)."""
+    if not triggers:
+        raise ValueError("triggers must map at least one name to a trigger with a flow field")
+    flows = {name: _flow(t, f"triggers[{name!r}]") for name, t in triggers.items()}
+    vmax = max(float(f.norm(dim=0).max()) for f in flows.values())
+    fig, axes = plt.subplots(1, len(flows), figsize=(3.4 * len(flows), 3.1), squeeze=False)
+    for ax, (name, flow) in zip(axes[0], flows.items()):
+        _flow_panel(fig, ax, flow, step, f"{name}\n", vmax)
     fig.tight_layout()
     return fig
 

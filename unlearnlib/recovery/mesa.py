@@ -16,14 +16,12 @@ patch of ``x`` at a position drawn from ``q``: uniform in the authors' code; *[o
 re-estimated after half the steps from a heatmap of the target probability (:func:`position_heatmap`), because a small
 CNN with a fully connected head answers its backdoor at one place only. For full-image triggers ``G`` emits a pattern
 ``p`` and a blend weight ``a = a_max · sigmoid(w)``: ``Π(x, p) = (1 - a) x + a p``; the bound ``a_max`` keeps ``G``
-from painting a whole image of class ``t`` (a "trigger" every class has). For a warp *[ours]* ``G`` emits the k×k×2
-control points of a smooth flow and ``Π`` moves the pixels along it (:func:`~unlearnlib.recovery.generated.warp_smooth`,
-at most ``max_warp`` pixels, the bound playing ``a_max``'s part).
+from painting a whole image of class ``t`` (a "trigger" every class has). A warp *[ours]*: ``G`` emits a smooth
+flow's control points, ``Π`` moves the pixels along it, at most ``max_warp`` pixels (:mod:`.generated`).
 
 Generators are trained in *jobs* (a target class, a trigger kind, a seed, a β): :func:`train_generators` trains any
 number as one batched model (:class:`~unlearnlib.recovery.stacked.Stack`), one forward of the victim per step; each
 job draws all its randomness from its own seed, so it trains the same alone or batched (up to float rounding).
-:func:`train_generator` is the one-job call.
 """
 
 from __future__ import annotations

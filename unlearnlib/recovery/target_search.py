@@ -227,12 +227,12 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
 
     One generator per kind in ``kinds`` is trained for at most ``gen_steps`` at ``betas[0]`` (all kinds batched,
     each seeded ``seed + 100``; a patch at the size the search decided on, or at ``patch_sizes[0]`` when the target
-    is given or the search decided on a blend; stopped early with ``gen_patience``, see
+    is given or the search decided on a blend or a warp; stopped early with ``gen_patience``, see
     :func:`~unlearnlib.recovery.mesa.train_generators`); the kind whose triggers reach the higher attack rate on
-    ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch or a blend). *[ours]* With
-    ``warm_start`` the generator of the kind and size the search decided on starts from the search's generator of
-    the target. With several ``betas`` the winner becomes a MESA ensemble, one member per β (the extra members
-    batched, seeded ``seed + 101 + i``).
+    ``heldout`` wins *[ours]* (a defender does not know whether the trigger is a patch, a blend or a warp).
+    *[ours]* With ``warm_start`` the generator of the kind and size the search decided on starts from the search's
+    generator of the target. With several ``betas`` the winner becomes a MESA ensemble, one member per β (the extra
+    members batched, seeded ``seed + 101 + i``).
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
     can win the comparison on a *patch* backdoor and a defense built on it alone leaves the patch in place
