@@ -78,8 +78,9 @@ def test_ch08_failure_cases_are_the_ones_their_paragraphs_explain(glue):
     g = glue("08_does_it_hold")
     # first: a wrong target, the backdoor untouched
     assert g["ch08_case1_found"] == 0 and g["ch08_case1_asr_after"] >= 50.0
-    # second: the right target, a WaNet warp partly left, the target class paying
-    assert g["ch08_case2_found"] == 1 and "wanet" in g["ch08_case2_what"]
-    assert g["ch08_case2_asr_after"] > 2.0 and g["ch08_case2_target_drop"] > 3.0
-    # third: a wrong target again, on an MLP
-    assert g["ch08_case3_found"] == 0 and g["ch08_case3_asr_after"] >= 50.0 and "mlp" in g["ch08_case3_what"]
+    # second: the right target and a WaNet warp removed, clean accuracy paying
+    assert g["ch08_case2_found"] == 1 and "wanet" in g["ch08_case2_what"] and g["ch08_case2_reason"] == "acc drop"
+    assert g["ch08_case2_asr_after"] <= 2.0 < g["ch08_case2_asr_before"] and g["ch08_case2_acc_drop"] > 1.5
+    # third: the right target and the backdoor removed, the target class lost and not given back
+    assert g["ch08_case3_found"] == 1 and g["ch08_case3_reason"] == "target acc drop"
+    assert g["ch08_case3_asr_after"] <= 2.0 and g["ch08_case3_target_drop"] > 3.0
