@@ -62,7 +62,7 @@ def test_ch05_where_trigger_recovery_fails(glue):
     g = glue("05_editing_without_the_trigger")
     for a in ("trojannn", "wanet"):
         assert g[f"ch05_{a}_nc_detected"] in (0, 1) and 0 <= g[f"ch05_{a}_nc_target"] <= 9
-        assert g[f"ch05_{a}_gen_kind"] in ("patch", "blend")
+        assert g[f"ch05_{a}_gen_kind"] in ("patch", "blend", "warp")
         assert g[f"ch05_left_{a}_none"] >= 90.0  # the backdoors the section removes are planted
     assert g["ch05_left_trojannn_agme_bdk"] <= 2.0 and g["ch05_left_wanet_agme_bdk"] <= 2.0
     # the prose: the first default left WaNet behind because its cascade stopped at conv2 (an in-sample check)
