@@ -97,6 +97,16 @@ class GeneratedTrigger:
     __call__ = apply
 
     @torch.no_grad()
+    def _draw(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``G(z)`` for ``n`` noise draws from ``gen``, in eval mode, on the CPU."""
+        was = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(sample_noise(n, gen, next(self.generator.parameters()).device)).cpu()
+        finally:
+            self.generator.train(was)
+
+    @torch.no_grad()
     def examples(self, n: int = 8, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(masks (n,1,H,W), patterns (n,C,H,W))`` of ``n`` draws, as ``T(x) = (1-m) x + m p`` for plots (a warp
         has neither: see :attr:`flow`)."""
@@ -105,10 +115,7 @@ class GeneratedTrigger:
             raise ValueError("a warp trigger has no mask and pattern; plot its flow field (.flow) instead")
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         c, h, w = self.image_shape
-        was = self.generator.training
-        self.generator.eval()
-        p = self.generator(sample_noise(n, gen, next(self.generator.parameters()).device)).cpu()
-        self.generator.train(was)
+        p = self._draw(n, gen)
         if self.generator.blend:
             return self.generator.blend_weight().cpu().expand(n, 1, h, w).clone(), p
         tops, lefts = self.positions(n, gen)
@@ -121,22 +128,17 @@ class GeneratedTrigger:
         return self.generator.kind
 
     @property
-    @torch.no_grad()
     def flow(self) -> torch.Tensor:
         """A warp's mean displacement over 64 draws, ``(2, H, W)`` in pixels as (dx, dy) (for plots, as
         :attr:`unlearnlib.attacks.WaNet.flow`)."""
         if not self.generator.warp:
             raise ValueError(f"only a warp trigger has a flow field, this one is a {self.kind}")
-        gen = torch.Generator().manual_seed(self.seed)
-        was = self.generator.training
-        self.generator.eval()
-        p = self.generator(sample_noise(64, gen, next(self.generator.parameters()).device)).float().cpu()
-        self.generator.train(was)
+        p = self._draw(64, torch.Generator().manual_seed(self.seed)).float()
         return flow_field(p, self.generator.max_warp, self.image_shape[1:]).mean(0)
 
     def __repr__(self) -> str:
         g = self.generator
-        kind = f"patch {g.patch_size}" if g.kind == "patch" else f"warp {g.warp_grid}" if g.warp else "blend"
+        kind = {"patch": f"patch {g.patch_size}", "warp": f"warp {g.warp_grid}"}.get(g.kind, g.kind)
         return f"GeneratedTrigger({kind}, target={self.target})"
 
 

@@ -47,7 +47,7 @@ from ..core.device import INFERENCE_BATCH, channels_last, forked_seed, progress_
 from ..ml.train import descend
 from ..ml.triggers import paste
 from .generated import GeneratedTrigger, TriggerEnsemble, warp_smooth
-from .networks import NOISE_DIM, Mine, TriggerGenerator, sample_noise
+from .networks import MAX_WARP, NOISE_DIM, Mine, TriggerGenerator, sample_noise
 from .stacked import Stack
 
 __all__ = ["NOISE_DIM", "GeneratedTrigger", "Job", "Mine", "TriggerEnsemble", "TriggerGenerator", "frozen",
@@ -138,7 +138,7 @@ def _check_jobs(jobs: Sequence[Job], n_cls: int, image_shape: tuple[int, int, in
 def train_generators(model: nn.Module, x: torch.Tensor, jobs: Sequence[Job], *, hidden: int = 2048, alpha: float = 0.1,
                      lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999), batch_size: int = 128,
                      steps: int = 100, noise_std: float = 0.1, mine_rate: float = 0.001, mine_hidden: int = 256,
-                     max_blend: float = 0.3, max_warp: float = 1.5, positions: str = "uniform",
+                     max_blend: float = 0.3, max_warp: float = MAX_WARP, positions: str = "uniform",
                      position_temperature: float = 0.05,
                      position_stride: int = 2, init: Sequence[GeneratedTrigger | None] | None = None,
                      patience: int | None = None, tol: float = 0.005, progress: bool | None = None,

@@ -17,6 +17,7 @@ from torch import nn
 from ..core.checks import check_fraction, check_positive_int, check_positive_number
 
 NOISE_DIM = 64
+WARP_GRID, MAX_WARP = 4, 1.5  # [ours] a warp generator's control points per side and largest shift in pixels
 
 
 class TriggerGenerator(nn.Module):
@@ -24,7 +25,7 @@ class TriggerGenerator(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], patch_size: int | None = 3, hidden: int = 2048,
                  chunks: int = 4, max_blend: float = 0.3, warp_grid: int | None = None,
-                 max_warp: float = 1.5) -> None:
+                 max_warp: float = MAX_WARP) -> None:
         super().__init__()
         c, h, w = image_shape
         if warp_grid is not None:

@@ -40,9 +40,9 @@ from ..data import Data
 from ..ml.metrics import predict
 from .anomaly import anomaly_index
 from .mesa import GeneratedTrigger, Job, TriggerEnsemble, train_generators
+from .networks import MAX_WARP, WARP_GRID
 
 KINDS = ("patch", "blend", "warp")
-WARP_GRID, MAX_WARP = 4, 1.5  # [ours] the warp generator's control points per side and largest shift in pixels
 KEEPS = ("best", "all")  # which final trigger kinds recover() keeps (its docstring)
 KEEP_RATE = 0.25  # [ours] with keep="all", a kind is kept when its held-out rate reaches this
 PATCH_SIZES = (3, 6)  # [ours] searched in this order (module docstring)
