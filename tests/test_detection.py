@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from unlearnlib.evaluation.cells import cells_frame, detected, detector_scores
-from unlearnlib.evaluation.detection import auc_interval, clean_summary, gated_success, roc_points, roc_table
+from unlearnlib.evaluation.detection import _auc, auc_interval, clean_summary, gated_success, roc_points, roc_table
 from unlearnlib.evaluation.grid import run_grid
 
 
@@ -21,6 +22,14 @@ def test_auc_and_its_interval():
     assert auc_interval([0, 1], [2, 3])[0] == 0.0
     with pytest.raises(ValueError, match="at least 2 scores each"):
         auc_interval([1.0], [0.0, 0.5])
+
+
+def test_vectorised_auc_is_scikit_learns_with_ties():
+    rng = np.random.default_rng(1)
+    pos, neg = rng.integers(0, 5, (7, 30)).astype(float), rng.integers(1, 6, (7, 20)).astype(float)  # many ties
+    want = [roc_auc_score(np.r_[np.ones(30), np.zeros(20)], np.r_[p, n]) for p, n in zip(pos, neg)]
+    np.testing.assert_allclose(_auc(pos, neg), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_auc(pos.T, neg.T, axis=0), want, rtol=0, atol=1e-12)
 
 
 def _row(defense, attack, score, det, asr_before=0.99, **kw):

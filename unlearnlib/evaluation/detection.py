@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap
+from scipy.stats import bootstrap, rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from .rule import PLANTED_ASR, judged, wilson
@@ -31,8 +31,12 @@ DETECTORS = {"target search": ("agme", "search_score"), "Neural Cleanse": ("nc-u
 RESAMPLES = 2000  # bootstrap resamples of the AUC interval
 
 
-def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
+def _auc(pos: np.ndarray, neg: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mann-Whitney AUC along ``axis`` (ties count one half): ``roc_auc_score``'s value, vectorised over resamples."""
+    pos, neg = np.moveaxis(pos, axis, -1), np.moveaxis(neg, axis, -1)
+    n, m = pos.shape[-1], neg.shape[-1]
+    ranks = rankdata(np.concatenate([pos, neg], axis=-1), axis=-1)  # ties share their mean rank
+    return (ranks[..., :n].sum(axis=-1) - n * (n + 1) / 2) / (n * m)
 
 
 def auc_interval(pos: Any, neg: Any, seed: int = 0) -> tuple[float, float, float]:
@@ -42,10 +46,10 @@ def auc_interval(pos: Any, neg: Any, seed: int = 0) -> tuple[float, float, float
     pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
     if len(pos) < 2 or len(neg) < 2:
         raise ValueError(f"pos and neg need at least 2 scores each, got {len(pos)} and {len(neg)}")
-    auc = _auc(pos, neg)
+    auc = float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
     if auc in (0.0, 1.0):
         return auc, auc, auc
-    res = bootstrap((pos, neg), _auc, vectorized=False, paired=False, n_resamples=RESAMPLES, method="percentile",
+    res = bootstrap((pos, neg), _auc, vectorized=True, paired=False, n_resamples=RESAMPLES, method="percentile",
                     random_state=np.random.default_rng(seed))
     return auc, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
