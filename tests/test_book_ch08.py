@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnlib import DEFENSES, load_evidence, rule, summarise_robustness
+from unlearnlib import DEFENSES, load_evidence, machine, rule, summarise_robustness
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,12 +56,18 @@ def test_ch08_claims_hold_on_the_grid(glue):
     assert g["ch08_finetune_success_rate"] <= 5.0 and g["ch08_fine_pruning_success_rate"] <= 5.0
 
 
-def test_ch08_failure_cases_are_reproduced(glue):
+def test_ch08_failure_cases_are_reproduced(glue, stored):
     g = glue("08_does_it_hold")
     assert g["ch08_cases"] == 3
-    for i in range(1, g["ch08_cases"] + 1):
-        # run again from its spec, the cell gives the stored numbers (the rerun is exact on this machine's kind)
-        assert abs(g[f"ch08_case{i}_asr_after"] - g[f"ch08_case{i}_stored_asr"]) <= 10.0
+    reproduced = [g[f"ch08_case{i}_reproduced"] for i in range(1, 4)]
+    assert g["ch08_reproduced"] == sum(reproduced)
+    if machine() == stored[1]["cpu"]:  # on the grid's own processor the rerun is exact (training is deterministic)
+        assert all(reproduced)
+    # the chapter says how many reruns agree, and for each that does not, what it gave instead
+    assert f"{sum(reproduced)} of the 3 cells gave their stored numbers" in g["ch08_rerun_note"]
+    for i, ok in enumerate(reproduced, 1):
+        assert ok or (g[f"ch08_case{i}_cell"] in g["ch08_rerun_note"]
+                      and f"{g[f'ch08_case{i}_rerun_asr']:g}%" in g["ch08_rerun_note"])
         assert g[f"ch08_case{i}_found"] == int(g[f"ch08_case{i}_found_class"] == g[f"ch08_case{i}_true_class"])
 
 
@@ -74,8 +80,12 @@ def test_ch08_prose_is_short():
     assert len(text.split()) <= 1550
 
 
-def test_ch08_failure_cases_are_the_ones_their_paragraphs_explain(glue):
-    g = glue("08_does_it_hold")
+def test_ch08_failure_cases_are_the_ones_their_paragraphs_explain(glue, stored):
+    g, df = glue("08_does_it_hold"), stored[0]
+    for i in range(1, 4):  # the paragraphs quote the stored runs (the evidence), not the reruns
+        row = df[(df["cell"] == g[f"ch08_case{i}_cell"]) & (df["defense"] == g["ch08_best_blind"])].iloc[0]
+        assert row["planted"] and not row["success"] and int(row["found_target"]) == g[f"ch08_case{i}_found_class"]
+        assert g[f"ch08_case{i}_asr_after"] == round(100 * row["asr"], 1)
     # first: a wrong target, the backdoor untouched
     assert g["ch08_case1_found"] == 0 and g["ch08_case1_asr_after"] >= 50.0
     # second: the right target and a WaNet warp removed, clean accuracy paying

@@ -137,3 +137,26 @@ def test_a_run_is_dirty_for_changed_code_not_for_changed_results(tmp_path):
     (tmp_path / "results.py").write_text("y = 1\n")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert evidence.source_state(tmp_path)["dirty"] is True
+
+
+def test_a_rerun_case_states_the_stored_numbers_and_whether_the_rerun_agrees(monkeypatch, stored):
+    from types import SimpleNamespace
+
+    df, prov = stored
+    row = df[df["planted"] & df["found_target"].notna() & (df["defense"] == "agme")].iloc[0]
+    sc = SimpleNamespace(target=int(row["target"]))
+    found = int(row["found_target"])
+    same = SimpleNamespace(target=found, record={"after": {"asr": float(row["asr"]) + 0.05}, "info": {}})
+    other = SimpleNamespace(target=(found + 1) % 10, record={"after": {"asr": 0.5}, "info": {}})
+    facts = evidence.case_facts(row, sc, same)
+    assert facts["reproduced"] == 1 and facts["found_class"] == found and facts["cell"] == row["cell"]
+    assert facts["asr_after"] == round(100 * float(row["asr"]), 1) and facts["found"] == int(found == sc.target)
+    off = evidence.case_facts(row, sc, other)
+    assert off["reproduced"] == 0 and off["rerun_found_class"] == (found + 1) % 10 and off["rerun_asr"] == 50.0
+    monkeypatch.setattr(evidence, "machine", lambda: "another CPU, 2 cores")
+    text = evidence.rerun_summary([facts, off], prov)
+    assert "1 of the 2 cells gave their stored numbers" in text and f"{row['cell']} named class" in text
+    assert "another processor" in text and "a bug" not in text
+    monkeypatch.setattr(evidence, "machine", lambda: prov["cpu"])
+    assert "a bug" in evidence.rerun_summary([facts, off], prov)
+    assert evidence.rerun_summary([facts], prov).endswith("and the asr within 10 points).")  # all agree: no more

@@ -30,8 +30,8 @@ from .evaluation.cells import load_cells
 from .evaluation.comparison import speedups
 from .evaluation.comparison import summarise as summarise_grid
 from .evaluation.detection import clean_summary, gated_success, roc_points, roc_table
+from .evaluation.evidence import case_facts, rerun_stored, rerun_summary
 from .evaluation.evidence import load as load_evidence
-from .evaluation.evidence import rerun_stored
 from .evaluation.grid import grid_record, run_grid
 from .evaluation.reactivation import Retuning, reactivation, references, summarise_reactivation
 from .evaluation.reference import published_table
@@ -64,16 +64,16 @@ from .recovery import KEEP_RATE, PATCH_SIZES, neural_cleanse, proxy_rate, recove
 
 __all__ = [
     "__version__", "apply_defense", "apply_trigger", "asr_by_position", "Attack", "attack_rate", "ATTACKER_ASR",
-    "ATTACKS", "BAErase", "build_model", "cache_dir", "clean_summary", "clean_victim", "Data", "DATASETS",
+    "ATTACKS", "BAErase", "build_model", "cache_dir", "case_facts", "clean_summary", "clean_victim", "Data", "DATASETS",
     "DatasetUnavailable", "DEFAULT_CELLS", "default_threads", "defend_checkpoint", "Defense", "DefenseResult",
-    "DEFENSES", "der", "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate",
-    "failure_cases", "gated_success", "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE",
-    "load_cells", "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine",
-    "make_scenario", "make_trigger", "MODELS", "neural_cleanse", "param_pairs", "PATCH_SIZES",
-    "path_aware_finetune", "per_class_accuracy", "play", "predict", "Profile", "proxy_rate", "published_table",
-    "reactivation", "recover", "RecoveryMemo", "references", "repair_edit", "repairable", "rerun_stored",
-    "Retuning", "roc_points", "roc_table", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling",
-    "sample_cells", "sample_efficiency", "save_image_folder", "save_trigger", "save_weights", "Scenario",
-    "search_target", "spec_scenario", "speedups", "Split", "strength_curve", "success_by", "summarise_grid",
-    "summarise_reactivation", "summarise_robustness", "sweep", "train", "train_generator", "Trigger", "unlearn"
+    "DEFENSES", "der", "DivergenceError", "edit_layers", "evaluate", "export_scenario", "extrapolate", "failure_cases",
+    "gated_success", "get_defense", "get_layer", "get_profile", "grid_record", "KEEP_RATE", "load_cells",
+    "load_dataset", "load_evidence", "load_trigger", "load_weights", "logits", "machine", "make_scenario",
+    "make_trigger", "MODELS", "neural_cleanse", "param_pairs", "PATCH_SIZES", "path_aware_finetune",
+    "per_class_accuracy", "play", "predict", "Profile", "proxy_rate", "published_table", "reactivation", "recover",
+    "RecoveryMemo", "references", "repair_edit", "repairable", "rerun_stored", "rerun_summary", "Retuning",
+    "roc_points", "roc_table", "rule", "run_defense", "run_grid", "run_robustness", "run_scaling", "sample_cells",
+    "sample_efficiency", "save_image_folder", "save_trigger", "save_weights", "Scenario", "search_target",
+    "spec_scenario", "speedups", "Split", "strength_curve", "success_by", "summarise_grid", "summarise_reactivation",
+    "summarise_robustness", "sweep", "train", "train_generator", "Trigger", "unlearn"
 ]

@@ -145,6 +145,43 @@ def rerun_stored(row: Mapping[str, Any], prov: Mapping[str, Any],
     return sc, run
 
 
+def case_facts(row: Mapping[str, Any], sc: Scenario, run: Run) -> dict[str, Any]:
+    """What a chapter says of one stored cell it ran again (:func:`rerun_stored`): the stored numbers, which the
+    evidence holds (asr and drops in percent points, the class the defense named, whether it is the target), and
+    the rerun's own (``rerun_asr``, ``rerun_found_class``). ``reproduced``: 1 where the rerun names the same class
+    and its asr is within :data:`TOLERANCE` of the stored one, else 0."""
+    found = run.target if run.target is not None else run.record["info"].get("repair_target")
+    stored_found = None if pd.isna(row.get("found_target")) else int(row["found_target"])
+    rerun_asr = 100 * run.record["after"]["asr"]
+    return {"cell": row["cell"], "true_class": int(sc.target), "found_class": stored_found,
+            "found": int(stored_found == sc.target), "asr_before": round(100 * float(row["asr_before"]), 1),
+            "asr_after": round(100 * float(row["asr"]), 1),
+            "target_drop": round(100 * (float(row["target_acc_before"]) - float(row["target_acc"])), 1),
+            "acc_drop": round(100 * (float(row["acc_before"]) - float(row["acc"])), 1),
+            "rerun_asr": round(rerun_asr, 1), "rerun_found_class": None if found is None else int(found),
+            "reproduced": int(found == stored_found and abs(rerun_asr - 100 * float(row["asr"]))
+                               <= 100 * TOLERANCE["asr"] + 1e-9)}
+
+
+def rerun_summary(facts: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> str:
+    """One paragraph on how the cells run again (:func:`case_facts`) compare with the stored ones, and why they may
+    not: on a CPU other than the provenance's, training rounds differently (module docstring)."""
+    here, there = machine(), prov.get("cpu")
+    same = len([f for f in facts if f["reproduced"]])
+    text = (f"Run again on this machine ({here}), {same} of the {len(facts)} cells gave their stored numbers "
+            f"(the class the defense named, and the asr within {100 * TOLERANCE['asr']:g} points).")
+    for f in facts:
+        if not f["reproduced"]:
+            text += (f" {f['cell']} named class {f['rerun_found_class']} (stored: {f['found_class']}) and left an "
+                     f"asr of {f['rerun_asr']:g}% (stored: {f['asr_after']:g}%).")
+    if same < len(facts):
+        text += (f" The grid ran on another processor ({there}): training rounds differently there, and a few "
+                 "epochs turn the last bit into another model; where two classes score close, that is enough to "
+                 "change the class the search names. The paragraphs below explain the stored runs."
+                 if here != there else " This is the grid's own processor, where a rerun should be exact: a bug.")
+    return text
+
+
 def rerun(row: Mapping[str, Any], prov: Mapping[str, Any]) -> dict[str, Any]:
     """The numbers of :func:`compared` for a stored row's scenario and defense, computed again at the current code,
     with the run's profile, victim and retuning protocol (:func:`rerun_stored`)."""
