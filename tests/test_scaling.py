@@ -31,6 +31,10 @@ def test_bench_scaling_cli_writes_the_table(tmp_path, capsys):
     md = (tmp_path / "scaling.md").read_text()
     assert machine() in md and "fc1 (1568," in md
     assert "agme-bdk" in capsys.readouterr().out
+    # --defense-param reaches the timed defense: 3 of the 25 shifts per sample
+    assert main(["bench", "--scaling", "--models", "cnn", "--defenses", "agme-bdk", "--unseen", "5", "--device", "cpu",
+                 "--defense-param", "agme-bdk:key_shifts=3", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert pd.read_csv(tmp_path / "scaling.csv").at[0, "keys"] == 5 * 3 * 2
 
 
 @pytest.mark.slow

@@ -177,8 +177,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.unseen is not None:
         check_positive_int(args.unseen, "--unseen")
     if args.scaling:
-        sdf = run_scaling(args.models, args.defenses, args.unseen, device=args.device,
-                          progress=False if args.no_progress else None)
+        sdf = run_scaling(args.models, args.defenses, args.unseen, parse_grid_params(args.defense_param),
+                          device=args.device, progress=False if args.no_progress else None)
         atomic_write_text(out / "scaling.csv", sdf.to_csv(index=False))
         atomic_write_text(out / "scaling.md", scaling_markdown(sdf))
         atomic_write_text(out / "machine.json", json.dumps({"machine": machine()}))
