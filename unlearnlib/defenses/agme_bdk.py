@@ -7,13 +7,14 @@ shifted by a few pixels, :func:`~unlearnlib.ml.edit.shift_augment`), the trigger
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.checks import check_choice, check_fraction, check_number
+from ..core.checks import check_choice, check_fraction, check_number, check_positive_int
 from ..core.registry import DEFENSES
 from ..data import Data
 from ..ml.edit import (
@@ -29,6 +30,42 @@ from ..models import get_layer, last_conv_name
 from .base import Defense, DefenseResult
 
 HIDDEN = ("first", "last", "all")  # which hidden Linear(s) ``layers=None`` edits
+KEY_GFLOPS = 250.0  # [ours] what reading one layer's keys may cost (docs/decisions/0017-edit-key-budget.md) ...
+MIN_KEY_SHIFTS = 9  # [ours] ... unless it leaves a sample fewer shifted copies than this
+
+
+def forward_gflops(model: nn.Module, x: torch.Tensor) -> float:
+    """GFLOPs of one forward pass of ``model`` on one input like ``x[:1]``: its ``Conv2d`` and ``Linear`` layers,
+    two FLOPs per multiply-accumulate, read with forward hooks (PyTorch's ``FlopCounterMode`` counts the same but
+    imports ``torch._dynamo`` on first use, seconds on a CPU)."""
+    macs: list[int] = []
+
+    def hook(m: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        per = m.in_channels // m.groups * math.prod(m.kernel_size) if isinstance(m, nn.Conv2d) else m.in_features
+        macs.append(out.numel() * per)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    return 2 * sum(macs) / 1e9
+
+
+def pick_shifts(n: int, shifts: tuple[tuple[int, int], ...], k: int, seed: int) -> torch.Tensor:
+    """Rows of ``shift_augment(x, shifts)`` (blocks of ``n`` rows, one block per shift) that give each of the
+    ``n`` samples ``k`` of the shifts: the identity, where ``shifts`` has it, and ``k - 1`` others drawn at random
+    for each sample (seeded), so that together the samples cover every shift."""
+    ident = shifts.index((0, 0)) if (0, 0) in shifts else None
+    others = torch.tensor([i for i in range(len(shifts)) if i != ident])
+    g = torch.Generator().manual_seed(seed)
+    draws = k - 1 if ident is not None else k
+    rows = [ident * n + i for i in range(n)] if ident is not None else []
+    for i in range(n):
+        rows += [int(s) * n + i for s in others[torch.randperm(len(others), generator=g)[:draws]]]
+    return torch.tensor(sorted(rows))
 
 
 @DEFENSES.register("agme-bdk")
@@ -44,7 +81,9 @@ class AgmeBDK(Defense):
       ``edit_layer``, gets that layer alone, and one without, its output layer
       (:func:`~unlearnlib.ml.edit.default_edit_layer`). ``hidden="first"`` or ``"last"`` edits one of them.
     - 50 unseen samples (``default_unseen``), each also shifted by every offset of up to two pixels (``augment``,
-      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample).
+      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample), as long as the forward passes that read one
+      edited layer's keys (clean and triggered) cost at most ``key_gflops`` (250 GFLOPs); past that, as many as fit,
+      at least 9 (:meth:`shifts_per_sample`). ``key_shifts > 0`` sets the number.
     - ``layers="auto"`` runs the cascade from the last conv layer instead (:meth:`edit`, ``cascade_agreement``).
 
     It fails weak backdoors that never planted (some triggered images still reach the target after the edit) and
@@ -63,12 +102,18 @@ class AgmeBDK(Defense):
     colour = "blue"
     needs_trigger = True
     shifts: tuple[tuple[int, int], ...] = DENSE_SHIFTS
+    min_key_shifts = MIN_KEY_SHIFTS  # the fewest shifts per sample ``key_gflops`` may leave
     hidden = "all"  # which hidden Linear(s) ``layers=None`` edits (:meth:`layers_of`)
 
     def __init__(self, layers: str | list[str] | None = None, lam: float = 1.0, mu: float = 1.0,
                  augment: bool = True, cascade_agreement: float = 0.9, hidden: str | None = None,
-                 **kw: Any) -> None:
+                 key_shifts: int = 0, key_gflops: float = KEY_GFLOPS, **kw: Any) -> None:
         super().__init__(**kw)
+        self.key_shifts = check_positive_int(key_shifts, "key_shifts", minimum=0)  # 0: as key_gflops allows
+        self.key_gflops = check_number(key_gflops, "key_gflops")
+        if self.key_gflops <= 0:
+            raise ValueError(f"key_gflops must be > 0 (the GFLOPs the forward passes reading the keys may cost), "
+                             f"got {key_gflops!r}")
         self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
         self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
         if hidden is not None:  # None: the defense's own default (:attr:`hidden`)
@@ -82,7 +127,7 @@ class AgmeBDK(Defense):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"layers": self.layers, "lam": self.lam, "mu": self.mu, "augment": self.augment,
-                "hidden": self.hidden}
+                "hidden": self.hidden, "key_shifts": self.key_shifts, "key_gflops": self.key_gflops}
 
     def layers_of(self, model: nn.Module) -> str | list[str]:
         """The layers this defense edits in ``model``: ``layers``, or with ``layers=None`` the hidden Linear(s)
@@ -96,9 +141,23 @@ class AgmeBDK(Defense):
             return names if len(names) >= 2 else default_edit_layer(model, "first")
         return default_edit_layer(model, self.hidden)
 
-    def key_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`."""
-        return shift_augment(x, self.shifts) if self.augment else x
+    def shifts_per_sample(self, model: nn.Module, x: torch.Tensor) -> int:
+        """How many of :attr:`shifts` each of the samples ``x`` gets as keys: ``key_shifts`` if not 0, else all of
+        them while the forward passes of the clean and triggered copies, ``2 len(x) k`` images, cost at most
+        ``key_gflops`` (:func:`forward_gflops`), else as many as fit but at least :attr:`min_key_shifts`."""
+        if self.key_shifts:
+            return min(self.key_shifts, len(self.shifts))
+        fit = int(self.key_gflops // (2 * len(x) * max(forward_gflops(model, x), 1e-12)))
+        return min(max(fit, self.min_key_shifts), len(self.shifts))
+
+    def key_inputs(self, x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`
+        (:meth:`shifts_per_sample` of them per sample)."""
+        if not self.augment:
+            return x
+        k = self.shifts_per_sample(model, x)
+        aug = shift_augment(x, self.shifts)
+        return aug if k >= len(self.shifts) else aug[pick_shifts(len(x), self.shifts, k, self.seed).to(aug.device)]
 
     def edit(self, model: nn.Module, x: torch.Tensor, trigger: TriggerArg, **kw: Any) -> dict[str, Any]:
         """Edit ``layers`` (default: :func:`default_edit_layer`), keys from the unseen samples and their shifted
@@ -114,7 +173,7 @@ class AgmeBDK(Defense):
         user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
         alone."""
         if self.layers != "auto":
-            return edit_layers(model, self.key_inputs(x), trigger, layers=self.layers_of(model), lam=self.lam,
+            return edit_layers(model, self.key_inputs(x, model), trigger, layers=self.layers_of(model), lam=self.lam,
                                mu=self.mu, **kw)
         one = default_edit_layer(model, "first" if self.hidden == "all" else self.hidden)
         cands = [n for n in (last_conv_name(model), one) if isinstance(n, str)]
@@ -123,7 +182,7 @@ class AgmeBDK(Defense):
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
             conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)  # a conv's patches are keys enough
-            keys_x = x if conv else self.key_inputs(x)
+            keys_x = x if conv else self.key_inputs(x, model)
             o = edit_layers(model, keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
             start = time.perf_counter()
             with torch.no_grad():
