@@ -7,7 +7,6 @@ shifted by a few pixels, :func:`~unlearnlib.ml.edit.shift_augment`), the trigger
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -30,28 +29,6 @@ from ..models import get_layer, last_conv_name
 from .base import Defense, DefenseResult
 
 HIDDEN = ("first", "last", "all")  # which hidden Linear(s) ``layers=None`` edits
-KEY_GFLOPS = 250.0  # [ours] what reading one layer's keys may cost (docs/decisions/0017-edit-key-budget.md) ...
-MIN_KEY_SHIFTS = 9  # [ours] ... unless it leaves a sample fewer shifted copies than this
-
-
-def forward_gflops(model: nn.Module, x: torch.Tensor) -> float:
-    """GFLOPs of one forward pass of ``model`` on one input like ``x[:1]``: its ``Conv2d`` and ``Linear`` layers,
-    two FLOPs per multiply-accumulate, read with forward hooks (PyTorch's ``FlopCounterMode`` counts the same but
-    imports ``torch._dynamo`` on first use, seconds on a CPU)."""
-    macs: list[int] = []
-
-    def hook(m: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        per = m.in_channels // m.groups * math.prod(m.kernel_size) if isinstance(m, nn.Conv2d) else m.in_features
-        macs.append(out.numel() * per)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for h in handles:
-            h.remove()
-    return 2 * sum(macs) / 1e9
 
 
 def pick_shifts(n: int, shifts: tuple[tuple[int, int], ...], k: int, seed: int) -> torch.Tensor:
@@ -81,9 +58,9 @@ class AgmeBDK(Defense):
       ``edit_layer``, gets that layer alone, and one without, its output layer
       (:func:`~unlearnlib.ml.edit.default_edit_layer`). ``hidden="first"`` or ``"last"`` edits one of them.
     - 50 unseen samples (``default_unseen``), each also shifted by every offset of up to two pixels (``augment``,
-      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample), as long as the forward passes that read one
-      edited layer's keys (clean and triggered) cost at most ``key_gflops`` (250 GFLOPs); past that, as many as fit,
-      at least 9 (:meth:`shifts_per_sample`). ``key_shifts > 0`` sets the number.
+      :data:`~unlearnlib.ml.edit.DENSE_SHIFTS`: 25 keys per sample). ``key_shifts=k`` keeps k of them per sample
+      (:func:`pick_shifts`): k times fewer forward passes on a large network, at a cost in success measured in
+      docs/decisions/0017-edit-key-budget.md.
     - ``layers="auto"`` runs the cascade from the last conv layer instead (:meth:`edit`, ``cascade_agreement``).
 
     It fails weak backdoors that never planted (some triggered images still reach the target after the edit) and
@@ -102,18 +79,13 @@ class AgmeBDK(Defense):
     colour = "blue"
     needs_trigger = True
     shifts: tuple[tuple[int, int], ...] = DENSE_SHIFTS
-    min_key_shifts = MIN_KEY_SHIFTS  # the fewest shifts per sample ``key_gflops`` may leave
     hidden = "all"  # which hidden Linear(s) ``layers=None`` edits (:meth:`layers_of`)
 
     def __init__(self, layers: str | list[str] | None = None, lam: float = 1.0, mu: float = 1.0,
                  augment: bool = True, cascade_agreement: float = 0.9, hidden: str | None = None,
-                 key_shifts: int = 0, key_gflops: float = KEY_GFLOPS, **kw: Any) -> None:
+                 key_shifts: int = 0, **kw: Any) -> None:
         super().__init__(**kw)
-        self.key_shifts = check_positive_int(key_shifts, "key_shifts", minimum=0)  # 0: as key_gflops allows
-        self.key_gflops = check_number(key_gflops, "key_gflops")
-        if self.key_gflops <= 0:
-            raise ValueError(f"key_gflops must be > 0 (the GFLOPs the forward passes reading the keys may cost), "
-                             f"got {key_gflops!r}")
+        self.key_shifts = check_positive_int(key_shifts, "key_shifts", minimum=0)  # 0: every one of ``shifts``
         self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
         self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
         if hidden is not None:  # None: the defense's own default (:attr:`hidden`)
@@ -127,7 +99,7 @@ class AgmeBDK(Defense):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"layers": self.layers, "lam": self.lam, "mu": self.mu, "augment": self.augment,
-                "hidden": self.hidden, "key_shifts": self.key_shifts, "key_gflops": self.key_gflops}
+                "hidden": self.hidden, "key_shifts": self.key_shifts}
 
     def layers_of(self, model: nn.Module) -> str | list[str]:
         """The layers this defense edits in ``model``: ``layers``, or with ``layers=None`` the hidden Linear(s)
@@ -141,21 +113,12 @@ class AgmeBDK(Defense):
             return names if len(names) >= 2 else default_edit_layer(model, "first")
         return default_edit_layer(model, self.hidden)
 
-    def shifts_per_sample(self, model: nn.Module, x: torch.Tensor) -> int:
-        """How many of :attr:`shifts` each of the samples ``x`` gets as keys: ``key_shifts`` if not 0, else all of
-        them while the forward passes of the clean and triggered copies, ``2 len(x) k`` images, cost at most
-        ``key_gflops`` (:func:`forward_gflops`), else as many as fit but at least :attr:`min_key_shifts`."""
-        if self.key_shifts:
-            return min(self.key_shifts, len(self.shifts))
-        fit = int(self.key_gflops // (2 * len(x) * max(forward_gflops(model, x), 1e-12)))
-        return min(max(fit, self.min_key_shifts), len(self.shifts))
-
-    def key_inputs(self, x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    def key_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`
-        (:meth:`shifts_per_sample` of them per sample)."""
+        (``key_shifts`` of them per sample where it is not 0)."""
         if not self.augment:
             return x
-        k = self.shifts_per_sample(model, x)
+        k = self.key_shifts or len(self.shifts)
         aug = shift_augment(x, self.shifts)
         return aug if k >= len(self.shifts) else aug[pick_shifts(len(x), self.shifts, k, self.seed).to(aug.device)]
 
@@ -173,7 +136,7 @@ class AgmeBDK(Defense):
         user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
         alone."""
         if self.layers != "auto":
-            return edit_layers(model, self.key_inputs(x, model), trigger, layers=self.layers_of(model), lam=self.lam,
+            return edit_layers(model, self.key_inputs(x), trigger, layers=self.layers_of(model), lam=self.lam,
                                mu=self.mu, **kw)
         one = default_edit_layer(model, "first" if self.hidden == "all" else self.hidden)
         cands = [n for n in (last_conv_name(model), one) if isinstance(n, str)]
@@ -182,7 +145,7 @@ class AgmeBDK(Defense):
         trig_x = apply_trigger(trigger, x)
         for name in dict.fromkeys(cands):
             conv = isinstance(get_layer(model, name, "layers"), nn.Conv2d)  # a conv's patches are keys enough
-            keys_x = x if conv else self.key_inputs(x, model)
+            keys_x = x if conv else self.key_inputs(x)
             o = edit_layers(model, keys_x, trigger, layers=name, lam=self.lam, mu=self.mu, **kw)
             start = time.perf_counter()
             with torch.no_grad():
