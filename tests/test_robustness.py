@@ -129,6 +129,9 @@ def test_success_rule_on_hand_made_rows():
     summ = robustness.summarise(df).iloc[0]
     assert (summ["successes"], summ["planted"], summ["failed"]) == (1, 4, 1) and summ["success_rate"] == 0.25
     assert summ["asr_worst"] == 0.5 and summ["acc_drop_worst"] == pytest.approx(0.02)
+    assert math.isnan(summ["right_target"])  # a defense that names no target
+    named = robustness.summarise(df.assign(target=3, found_target=[3, 3, 5, None])).iloc[0]
+    assert named["right_target"] == 2  # of the 4 planted cells: the failed run named none, one named class 5
 
 
 def test_the_asr_bound_rises_with_the_clean_models_own_rate():

@@ -70,11 +70,19 @@ def _repair_markdown(df: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _right(r: pd.Series) -> str:
+    """``right / planted`` with its percentage, or a dash for a defense that names no target."""
+    if pd.isna(r["right_target"]):
+        return "—"
+    return f"{int(r['right_target'])}/{r['planted']} ({_pct(r['right_target'] / r['planted'])})"
+
+
 def robustness_markdown(df: pd.DataFrame) -> str:
     """The per-defense summary (success over the planted cells with its 95% interval), success per architecture and
     per attack, the repair stages and the worst cells, as markdown (rates and drops in percent and points)."""
     s = rb.summarise(df)
-    head = ["defense", "planted cells", "successes", "success %", "95% interval %", "unplanted unharmed %",
+    head = ["defense", "planted cells", "successes", "success %", "95% interval %", "right target (planted)",
+            "unplanted unharmed %",
             "asr % median", "asr % worst", "acc drop (points) median", "acc drop (points) worst",
             "target_acc drop (points) median", "target_acc drop (points) worst"]
     lines = [f"Success on a planted cell (asr >= {100 * PLANTED_ASR:g}% before any defense), against the undefended "
@@ -87,7 +95,7 @@ def robustness_markdown(df: pd.DataFrame) -> str:
         fails = f" ({r['failed']} failed)" if r["failed"] else ""
         interval = "—" if pd.isna(r["ci_low"]) else f"{_pct(r['ci_low'])}–{_pct(r['ci_high'])}"
         lines.append("| " + " | ".join([r["defense"], f"{r['planted']}{fails}", str(r["successes"]),
-                                       _pct(r["success_rate"]), interval, _pct(r["harmless_rate"]), *(
+                                       _pct(r["success_rate"]), interval, _right(r), _pct(r["harmless_rate"]), *(
             _pct(r[f"{m}_{q}"]) for m in ("asr", "acc_drop", "target_acc_drop") for q in ("median", "worst"))]) + " |")
     ref = judged(df).drop_duplicates("cell")
     lines += ["", f"Planted: {int(ref['planted'].sum())} of {len(ref)} cells."]

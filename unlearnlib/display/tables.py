@@ -66,12 +66,14 @@ def _pct_interval(lo: float, hi: float) -> str:
 
 def overview(df: pd.DataFrame) -> pd.DataFrame:
     """:func:`unlearnlib.evaluation.robustness.summarise` with unit headers: per defense the planted cells, its
-    successes there, the success rate with its 95% interval, the share of unplanted cells it left unharmed, errors,
-    and the median and worst asr, acc drop and target_acc drop."""
+    successes there, the success rate with its 95% interval, the planted cells where it named the right target
+    (blind defenses), the share of unplanted cells it left unharmed, errors, and the median and worst asr, acc drop
+    and target_acc drop."""
     s = rb.summarise(df)
     out = pd.DataFrame({"defense": s["defense"], "planted cells (count)": s["planted"],
                         "successes (count)": s["successes"], "success (%)": 100 * s["success_rate"],
                         "95% interval": [_pct_interval(lo, hi) for lo, hi in zip(s["ci_low"], s["ci_high"])],
+                        "right target (count)": s["right_target"],
                         "unplanted, unharmed (%)": 100 * s["harmless_rate"], "errors (count)": s["failed"]})
     for m, label, unit in (("asr", "asr", "%"), ("acc_drop", "acc drop", "points"),
                            ("target_acc_drop", "target_acc drop", "points")):

@@ -101,7 +101,8 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Per defense (``none`` excluded): ``cells``, ``failed`` (runs that raised), ``planted`` (cells whose backdoor
     was planted), ``successes`` and ``success_rate`` over the planted cells with its Wilson interval (``ci_low``,
     ``ci_high``; NaN without a planted cell), ``harmless_rate`` (the unplanted cells where it kept both accuracy
-    bounds), and the median and worst (max) of asr, acc_drop and target_acc_drop over its finished runs."""
+    bounds), ``right_target`` (the planted cells where it named the attacker's target; NaN for a defense that names
+    none) and the median and worst (max) of asr, acc_drop and target_acc_drop over its finished runs."""
     d = judged(df)
     rows = []
     for defense, sub in d[d["defense"] != "none"].groupby("defense", sort=False):
@@ -112,12 +113,20 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"defense": defense, "cells": len(sub), "failed": int((sub["status"] != "ok").sum()),
                                "planted": n, "successes": k, "success_rate": k / n if n else float("nan"),
                                "ci_low": lo, "ci_high": hi,
-                               "harmless_rate": float(unplanted["success"].mean()) if len(unplanted) else float("nan")}
+                               "harmless_rate": float(unplanted["success"].mean()) if len(unplanted) else float("nan"),
+                               "right_target": _right_target(planted)}
         for m in ("asr", "acc_drop", "target_acc_drop"):
             row[f"{m}_median"] = float(ok[m].median()) if len(ok) else float("nan")
             row[f"{m}_worst"] = float(ok[m].max()) if len(ok) else float("nan")
         rows.append(row)
     return _by_registry(pd.DataFrame(rows))
+
+
+def _right_target(planted: pd.DataFrame) -> float:
+    """How many of the ``planted`` rows name the attacker's target (``found_target``); NaN where none names one."""
+    if "found_target" not in planted or planted["found_target"].isna().all():
+        return float("nan")
+    return float((planted["found_target"] == planted["target"]).sum())
 
 
 def success_by(df: pd.DataFrame, by: str) -> pd.DataFrame:
