@@ -146,8 +146,8 @@ def test_a_rerun_case_states_the_stored_numbers_and_whether_the_rerun_agrees(mon
     row = df[df["planted"] & df["found_target"].notna() & (df["defense"] == "agme")].iloc[0]
     sc = SimpleNamespace(target=int(row["target"]))
     found = int(row["found_target"])
-    same = SimpleNamespace(target=found, record={"after": {"asr": float(row["asr"]) + 0.05}, "info": {}})
-    other = SimpleNamespace(target=(found + 1) % 10, record={"after": {"asr": 0.5}, "info": {}})
+    same = SimpleNamespace(record={"after": {"asr": float(row["asr"]) + 0.05}, "info": {"recovered_target": found}})
+    other = SimpleNamespace(record={"after": {"asr": 0.5}, "info": {"recovered_target": (found + 1) % 10}})
     facts = evidence.case_facts(row, sc, same)
     assert facts["reproduced"] == 1 and facts["found_class"] == found and facts["cell"] == row["cell"]
     assert facts["asr_after"] == round(100 * float(row["asr"]), 1) and facts["found"] == int(found == sc.target)

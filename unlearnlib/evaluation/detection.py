@@ -4,9 +4,10 @@ A blind defense already computes a statistic that separates backdoored from clea
 trigger rate at its most anomalous class (``search_score``: how often a small generated trigger flips held-out
 images into that class) and Neural Cleanse's largest anomaly index (``nc_anomaly``). :func:`roc_table` scores the
 clean models of a grid run with ``victim="clean"`` against the planted backdoored models of a run on the same
-scenarios: the ROC curve, its AUC with a bootstrap 95% interval (scikit-learn's ``roc_auc_score`` resampled by
-``scipy.stats.bootstrap``), and the defense's own decision rule (``detected``) as one operating point with Wilson
-intervals. :func:`clean_summary` is what each defense does to the clean models. Both take
+scenarios: the ROC curve, its AUC with a bootstrap 95% interval (the Mann-Whitney statistic, scikit-learn's
+``roc_auc_score`` value, resampled by ``scipy.stats.bootstrap``), and the defense's own decision rule
+(``detected``) as one operating point with Wilson intervals. :func:`clean_summary` is what each defense does to the
+clean models. Both take
 :func:`unlearnlib.evaluation.cells.cells_frame` rows.
 
 Example::
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap, rankdata
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from .rule import PLANTED_ASR, judged, wilson
 
@@ -32,7 +33,8 @@ RESAMPLES = 2000  # bootstrap resamples of the AUC interval
 
 
 def _auc(pos: np.ndarray, neg: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mann-Whitney AUC along ``axis`` (ties count one half): ``roc_auc_score``'s value, vectorised over resamples."""
+    """Mann-Whitney AUC along ``axis`` (ties count one half): scikit-learn's ``roc_auc_score`` value, vectorised over
+    resamples."""
     pos, neg = np.moveaxis(pos, axis, -1), np.moveaxis(neg, axis, -1)
     n, m = pos.shape[-1], neg.shape[-1]
     ranks = rankdata(np.concatenate([pos, neg], axis=-1), axis=-1)  # ties share their mean rank
@@ -46,7 +48,7 @@ def auc_interval(pos: Any, neg: Any, seed: int = 0) -> tuple[float, float, float
     pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
     if len(pos) < 2 or len(neg) < 2:
         raise ValueError(f"pos and neg need at least 2 scores each, got {len(pos)} and {len(neg)}")
-    auc = float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]))
+    auc = float(_auc(pos, neg))
     if auc in (0.0, 1.0):
         return auc, auc, auc
     res = bootstrap((pos, neg), _auc, vectorized=True, paired=False, n_resamples=RESAMPLES, method="percentile",

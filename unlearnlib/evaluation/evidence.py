@@ -31,7 +31,7 @@ from ..core.registry import DEFENSES
 from ..core.version import __version__
 from ..experiment.runs import Run, run_defense
 from ..experiment.scenario import Scenario, clean_victim, make_scenario, spec_scenario
-from .cells import FLIPS, METRICS
+from .cells import FLIPS, METRICS, found_target
 from .grid import SPEC_KEYS
 from .reactivation import Retuning, reactivation
 from .scaling import machine
@@ -150,7 +150,7 @@ def case_facts(row: Mapping[str, Any], sc: Scenario, run: Run) -> dict[str, Any]
     evidence holds (asr and drops in percent points, the class the defense named, whether it is the target), and
     the rerun's own (``rerun_asr``, ``rerun_found_class``). ``reproduced``: 1 where the rerun names the same class
     and its asr is within :data:`TOLERANCE` of the stored one, else 0."""
-    found = run.target if run.target is not None else run.record["info"].get("repair_target")
+    found = found_target(run.record["info"])  # as the stored row's ``found_target`` was read
     stored_found = None if pd.isna(row.get("found_target")) else int(row["found_target"])
     rerun_asr = 100 * run.record["after"]["asr"]
     return {"cell": row["cell"], "true_class": int(sc.target), "found_class": stored_found,
