@@ -140,6 +140,7 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
                   batch_size: int = SEARCH_BATCH,
                   patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = OUTLIER_THRESHOLD,
                   mad_floor: float = 0.01, min_score: float = MIN_SCORE, beta: float = 0.5,
+                  refine_steps: int = 0, refine_top: int = 3,
                   seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
     batched) and return the outlying class.
@@ -174,6 +175,17 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
         scores = proxy_rates(model, [t for t, _ in trained], heldout, classes)
         anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
+        if refine_steps and not (anomaly[target] > threshold and scores[target] >= min_score):
+            top = [c for c in sorted(classes, key=lambda c: -scores[c])[:refine_top] if scores[c] > 0]
+            if top:
+                more = train_generators(model, train.x, [kind_job(kind, size, c, seed + 1000 + c, beta) for c in top],
+                                        steps=refine_steps, lr=lr, batch_size=batch_size, positions="adaptive",
+                                        init=[trained[c][0] for c in top], progress=progress_enabled(progress),
+                                        desc=f"target search ({label}, refined)", **generator_kwargs)
+                for c, t, s in zip(top, more, proxy_rates(model, [t for t, _ in more], heldout, top)):
+                    trained[c], scores[c] = t, s
+                anomaly = anomaly_index(scores, mad_floor).tolist()
+                target = int(torch.tensor(anomaly).argmax())
         all_scores[label] = scores
         outlier = anomaly[target] > threshold and scores[target] >= min_score
         res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, patch_size=size,

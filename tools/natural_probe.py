@@ -1,0 +1,102 @@
+"""Planted or natural? Per-class statistics of every search generator, for choosing a target rule on tuning grids.
+
+On the clean and the backdoored model of each cell of a robustness grid, the target search's generators exactly as
+the blind defenses train them (50 defender images, 10 held out; every (kind, size) of the search, all classes,
+without the search's early stop), then, for every class c, statistics of its triggers on all defender images of the
+other classes (``DRAWS`` draws each):
+
+- ``score``: the search's own score (its rate on the held-out images), from which the search's decision follows;
+- ``rate``: the rate on all defender images of the other classes;
+- ``confidence``: the median probability of c over the stamped images that land in c;
+- ``src_min``, ``src_cov``: the smallest per-source-class rate, and the share of source classes with rate >= 0.5
+  (a planted trigger fires from every class; a natural one, a feature of c, from the classes that resemble c).
+
+One JSON line per cell and victim (resumable). docs/decisions/0018-natural-triggers.md reports what was made of it.
+
+    python tools/natural_probe.py --grid-seed 1 --cells 40 --out natural-g1.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from unlearnlib import logits, sample_cells, spec_scenario  # noqa: E402
+from unlearnlib.core.device import seed_everything  # noqa: E402
+from unlearnlib.recovery.mesa import train_generators  # noqa: E402
+from unlearnlib.recovery.networks import MAX_WARP  # noqa: E402
+from unlearnlib.recovery.target_search import (  # noqa: E402
+    KINDS,
+    PATCH_SIZES,
+    POSITION_STRIDE,
+    SEARCH_BATCH,
+    SEARCH_LR,
+    SEARCH_STEPS,
+    kind_job,
+    proxy_rates,
+    variant_label,
+    variants,
+)
+
+UNSEEN, DRAWS = 50, 4
+
+
+def measure(model: torch.nn.Module, sc, victim: str, spec: dict) -> dict:  # noqa: ANN001 -- a tool
+    defender = sc.defender(UNSEEN)
+    train, held = defender.holdout_split(0.2, sc.seed, "defender")
+    seed_everything(sc.seed)
+    k = sc.split.num_classes
+    out: dict = {"cell": spec["cell"], "model": spec["model"], "attack": spec["attack"], "victim": victim,
+                 "target": spec["target"], "asr": sc.before["asr"] if victim == "backdoored" else None,
+                 "variants": {}}
+    for kind, size in variants(KINDS, PATCH_SIZES):
+        jobs = [kind_job(kind, size, c, sc.seed + c, 0.5) for c in range(k)]
+        trained = train_generators(model, train.x, jobs, steps=SEARCH_STEPS, lr=SEARCH_LR, batch_size=SEARCH_BATCH,
+                                   positions="adaptive", progress=False, hidden=256, alpha=0.1, max_blend=0.3,
+                                   max_warp=MAX_WARP, position_stride=POSITION_STRIDE)
+        trigs = [t for t, _ in trained]
+        stats: dict[str, list] = {"score": proxy_rates(model, trigs, held, list(range(k)))}
+        for name in ("rate", "confidence", "src_min", "src_cov"):
+            stats[name] = []
+        for c, trig in enumerate(trigs):
+            keep = defender.y != c
+            x, ys = defender.x[keep].repeat(DRAWS, 1, 1, 1), defender.y[keep].repeat(DRAWS)
+            stamped = trig.apply_fresh(x, torch.Generator().manual_seed(0)).detach()
+            lg = logits(model, stamped).float()
+            landed = lg.argmax(1) == c
+            per = [float(landed[ys == s].float().mean()) for s in range(k) if s != c and (ys == s).any()]
+            stats["rate"].append(float(landed.float().mean()))
+            stats["confidence"].append(float(lg.softmax(1)[landed, c].median()) if landed.any() else 0.0)
+            stats["src_min"].append(min(per))
+            stats["src_cov"].append(sum(p >= 0.5 for p in per) / len(per))
+        out["variants"][variant_label(kind, size)] = {n: [round(v, 4) for v in vs] for n, vs in stats.items()}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--grid-seed", type=int, default=1)
+    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    out = Path(args.out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    done = {(r["cell"], r["victim"]) for r in rows}
+    for spec in sample_cells(args.cells, args.grid_seed):
+        sc = spec_scenario(spec, progress=False)
+        for victim, model in (("clean", sc.clean), ("backdoored", sc.backdoored)):
+            if (spec["cell"], victim) not in done:
+                row = measure(model, sc, victim, spec)
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(spec["cell"], victim, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The target search alone, as the blind edit runs it (50 defender images, 10 held out), on the clean and the
+backdoored model of each cell of a robustness grid, with the search's options (e.g. ``--refine-steps``, measured in
+docs/decisions/0018-natural-triggers.md). One JSON line per cell and victim (resumable); a summary at the end.
+
+    python tools/search_probe.py --grid-seed 1 --cells 40 --out search-g1.jsonl --refine-steps 40 --refine-top 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unlearnlib import sample_cells, spec_scenario  # noqa: E402
+from unlearnlib.core.device import seed_everything  # noqa: E402
+from unlearnlib.evaluation.rule import PLANTED_ASR  # noqa: E402
+from unlearnlib.recovery.target_search import search_target  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--grid-seed", type=int, default=1)
+    ap.add_argument("--cells", type=int, default=40)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--refine-steps", type=int, default=0)
+    ap.add_argument("--refine-top", type=int, default=3)
+    args = ap.parse_args()
+    rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    done = {(r["cell"], r["victim"]) for r in rows}
+    for spec in sample_cells(args.cells, args.grid_seed):
+        sc = spec_scenario(spec, progress=False)
+        for victim, model in (("clean", sc.clean), ("backdoored", sc.backdoored)):
+            if (spec["cell"], victim) in done:
+                continue
+            train, held = sc.defender(50).holdout_split(0.2, sc.seed, "defender")
+            seed_everything(sc.seed)
+            r = search_target(model, train, held, sc.split.num_classes, seed=sc.seed, beta=0.5, hidden=256,
+                              alpha=0.1, max_blend=0.3, position_stride=2, refine_steps=args.refine_steps,
+                              refine_top=args.refine_top, progress=False)
+            rows.append({"cell": spec["cell"], "model": spec["model"], "attack": spec["attack"], "victim": victim,
+                         "target": spec["target"], "asr": sc.before["asr"] if victim == "backdoored" else None,
+                         "found": r.target, "outlier": r.outlier, "kind": r.kind, "seconds": r.seconds})
+            with args.out.open("a") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
+    clean = [r for r in rows if r["victim"] == "clean"]
+    planted = [r for r in rows if r["victim"] == "backdoored" and r["asr"] >= PLANTED_ASR]
+    print(f"clean models flagged {sum(r['outlier'] for r in clean)}/{len(clean)}; planted: right class "
+          f"{sum(r['found'] == r['target'] for r in planted)}/{len(planted)}")
+
+
+if __name__ == "__main__":
+    main()
