@@ -60,11 +60,10 @@ class Agme(AgmeBDK):
 
     def __init__(self, recover: str = "baerase", nc_steps: int = 100, nc_lam: float = 0.1, mu: float = 10.0,
                  augment: bool | None = None, layers: str | list[str] | None = None, keep_kinds: str = "all",
-                 recover_params: dict[str, Any] | None = None, spread: bool = False, **kw: Any) -> None:
+                 recover_params: dict[str, Any] | None = None, **kw: Any) -> None:
         if recover not in ("nc", "baerase"):
             raise ValueError(f"recover must be 'nc' (Neural Cleanse) or 'baerase' (MESA generator), got {recover!r}")
-        super().__init__(layers=layers, mu=mu, augment=recover == "baerase" if augment is None else augment,
-                         spread=spread, **kw)
+        super().__init__(layers=layers, mu=mu, augment=recover == "baerase" if augment is None else augment, **kw)
         if recover_params is not None and not isinstance(recover_params, dict):
             raise ValueError(f"recover_params must be a dict of arguments of unlearnlib.recovery.target_search.recover "
                              f"(gen_steps, search_steps, ...), got {recover_params!r}")

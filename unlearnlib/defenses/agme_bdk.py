@@ -83,12 +83,8 @@ class AgmeBDK(Defense):
 
     def __init__(self, layers: str | list[str] | None = None, lam: float = 1.0, mu: float = 1.0,
                  augment: bool = True, cascade_agreement: float = 0.9, hidden: str | None = None,
-                 key_shifts: int = 0, spread: bool = False, **kw: Any) -> None:
+                 key_shifts: int = 0, **kw: Any) -> None:
         super().__init__(**kw)
-        if not isinstance(spread, bool):
-            raise ValueError(f"spread must be True or False (on a model whose only Linear is its output layer, "
-                             f"edit its last conv layer too), got {spread!r}")
-        self.spread = spread
         self.key_shifts = check_positive_int(key_shifts, "key_shifts", minimum=0)  # 0: every one of ``shifts``
         self.cascade_agreement = check_fraction(cascade_agreement, "cascade_agreement", low_open=False)
         self.lam, self.mu = check_number(lam, "lam"), check_number(mu, "mu")
@@ -103,7 +99,7 @@ class AgmeBDK(Defense):
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"layers": self.layers, "lam": self.lam, "mu": self.mu, "augment": self.augment,
-                "hidden": self.hidden, "key_shifts": self.key_shifts, "spread": self.spread}
+                "hidden": self.hidden, "key_shifts": self.key_shifts}
 
     def layers_of(self, model: nn.Module) -> str | list[str]:
         """The layers this defense edits in ``model``: ``layers``, or with ``layers=None`` the hidden Linear(s)
@@ -112,20 +108,10 @@ class AgmeBDK(Defense):
         the cascade, is resolved by :meth:`edit`."""
         if self.layers is not None:
             return self.layers
-        if (pair := self.spread_layers(model)) is not None:
-            return pair
         if self.hidden == "all":
             names = hidden_linears(model)
             return names if len(names) >= 2 else default_edit_layer(model, "first")
         return default_edit_layer(model, self.hidden)
-
-    def spread_layers(self, model: nn.Module) -> list[str] | None:
-        """With ``spread`` and ``layers=None``, on a model whose only Linear is its output layer (no hidden Linear,
-        no ``edit_layer`` named) and that has a conv layer: ``[last conv, output layer]``; else None."""
-        conv = last_conv_name(model)
-        if not self.spread or self.layers is not None or hidden_linears(model) or conv is None:
-            return None
-        return [conv, default_edit_layer(model, "first")]
 
     def key_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The inputs whose keys the edit reads: ``x`` and, with ``augment``, its copies under :attr:`shifts`
@@ -149,10 +135,6 @@ class AgmeBDK(Defense):
         (:func:`~unlearnlib.models.last_conv_name`: the same layer the registry names for its own models, so a
         user's CNN gets the same cascade); a model without any conv layer (an MLP) edits ``default_edit_layer``
         alone."""
-        if (names := self.spread_layers(model)) is not None:
-            first = edit_layers(model, x, trigger, layers=names[0], lam=self.lam, mu=self.mu, **kw)  # conv: x alone
-            second = edit_layers(model, self.key_inputs(x), trigger, layers=names[1], lam=self.lam, mu=self.mu, **kw)
-            return {k: first[k] + second[k] for k in first if k in second}
         if self.layers != "auto":
             return edit_layers(model, self.key_inputs(x), trigger, layers=self.layers_of(model), lam=self.lam,
                                mu=self.mu, **kw)
