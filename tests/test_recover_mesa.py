@@ -170,7 +170,7 @@ RECOVER_KW = dict(kinds=("patch", "blend"), patch_sizes=(3,), hidden=8, betas=(0
                   gen_steps=1, gen_batch_size=4, search_steps=1, search_lr=5e-3, search_batch_size=4, max_blend=0.3,
                   max_warp=1.5,
                   threshold=2.0, position_stride=2, warm_start=True, gen_patience=5,
-                  keep="best", keep_rate=ts.KEEP_RATE, reference=False, seed=0, progress=False)
+                  keep="best", keep_rate=ts.KEEP_RATE, seed=0, progress=False)
 
 
 def test_keep_all_edits_with_every_kind_that_fires(monkeypatch):

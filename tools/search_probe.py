@@ -1,8 +1,8 @@
 """The target search alone, as the blind edit runs it (50 defender images, 10 held out), on the clean and the
-backdoored model of each cell of a robustness grid, with or without the reference model (``--reference``, measured in
-docs/decisions/0018-natural-triggers.md). One JSON line per cell and victim (resumable); a summary at the end.
+backdoored model of each cell of a robustness grid: the baseline of docs/decisions/0018-natural-triggers.md (its
+``--reference`` rows need this tool at commit 9c4b374). One JSON line per cell and victim (resumable); a summary.
 
-    python tools/search_probe.py --grid-seed 1 --cells 40 --out search-g1.jsonl --reference
+    python tools/search_probe.py --grid-seed 1 --cells 40 --out search-g1.jsonl
 """
 
 from __future__ import annotations
@@ -14,13 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from unlearnlib import sample_cells, spec_scenario  # noqa: E402
 from unlearnlib.core.device import seed_everything  # noqa: E402
-from unlearnlib.data import Data  # noqa: E402
 from unlearnlib.evaluation.rule import PLANTED_ASR  # noqa: E402
-from unlearnlib.recovery.reference import reference_model  # noqa: E402
 from unlearnlib.recovery.target_search import search_target  # noqa: E402
 
 
@@ -30,7 +26,6 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--victims", nargs="+", default=["clean", "backdoored"], choices=["clean", "backdoored"])
-    ap.add_argument("--reference", action="store_true", help="set aside outliers that fire on a reference model")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     done = {(r["cell"], r["victim"]) for r in rows}
@@ -40,17 +35,13 @@ def main() -> None:
             if (spec["cell"], victim) in done:
                 continue
             model = sc.clean if victim == "clean" else sc.backdoored
-            defender = sc.defender(50)
-            train, held = defender.holdout_split(0.2, sc.seed, "defender")
+            train, held = sc.defender(50).holdout_split(0.2, sc.seed, "defender")
             seed_everything(sc.seed)
-            ref = reference_model(model, Data(torch.cat([train.x, held.x]), torch.cat([train.y, held.y])),
-                                  seed=sc.seed, progress=False) if args.reference else None
             r = search_target(model, train, held, sc.split.num_classes, seed=sc.seed, beta=0.5, hidden=256,
-                              alpha=0.1, max_blend=0.3, position_stride=2, reference=ref, progress=False)
+                              alpha=0.1, max_blend=0.3, position_stride=2, progress=False)
             rows.append({"cell": spec["cell"], "model": spec["model"], "attack": spec["attack"], "victim": victim,
                          "target": spec["target"], "asr": sc.before["asr"] if victim == "backdoored" else None,
-                         "found": r.target, "outlier": r.outlier, "kind": r.kind, "seconds": r.seconds,
-                         "natural": r.natural})
+                         "found": r.target, "outlier": r.outlier, "kind": r.kind, "seconds": r.seconds})
             with args.out.open("a") as f:
                 f.write(json.dumps(rows[-1]) + "\n")
     clean = [r for r in rows if r["victim"] == "clean"]

@@ -41,7 +41,6 @@ from ..ml.metrics import predict
 from .anomaly import anomaly_index
 from .mesa import GeneratedTrigger, Job, TriggerEnsemble, train_generators
 from .networks import MAX_WARP, WARP_GRID
-from .reference import reference_model
 
 KINDS = ("patch", "blend", "warp")
 KEEPS = ("best", "all")  # which final trigger kinds recover() keeps (its docstring)
@@ -128,14 +127,12 @@ class SearchResult:
     all_scores: dict[str, list[float]] = field(default_factory=dict)
     patch_size: int | None = None
     generator: GeneratedTrigger | None = None  # the target's search generator (the final one starts from it)
-    natural: list[dict[str, Any]] = field(default_factory=list)  # outliers set aside: they fire on the reference
 
     def info(self) -> dict[str, Any]:
         """JSON-ready summary (floats rounded); ``all_scores`` per :func:`variant_label`."""
         return {"target": self.target, "kind": self.kind, "patch_size": self.patch_size, "outlier": self.outlier,
                 "scores": [round(s, 4) for s in self.scores], "anomaly": [round(a, 2) for a in self.anomaly],
-                "all_scores": {k: [round(s, 4) for s in v] for k, v in self.all_scores.items()},
-                "natural": self.natural}
+                "all_scores": {k: [round(s, 4) for s in v] for k, v in self.all_scores.items()}}
 
 
 def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int, *,
@@ -143,7 +140,6 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
                   batch_size: int = SEARCH_BATCH,
                   patch_sizes: tuple[int, ...] = PATCH_SIZES, threshold: float = OUTLIER_THRESHOLD,
                   mad_floor: float = 0.01, min_score: float = MIN_SCORE, beta: float = 0.5,
-                  reference: nn.Module | None = None, reference_rate: float = MIN_SCORE,
                   seed: int = 0, progress: bool | None = None, **generator_kwargs: Any) -> SearchResult:
     """Train one generator per class (``steps`` Adam steps at ``lr``, class c seeded ``seed + c``, all classes
     batched) and return the outlying class.
@@ -154,10 +150,6 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     pairs of :func:`variants` are tried in order and the search stops at the first outlier; an outlier of a later
     pair beats a non-outlier of an earlier one.
 
-    With a ``reference`` model (:func:`~unlearnlib.recovery.reference.reference_model`) *[ours]*, an outlier class
-    is searched again, the same way, on the reference; where its trigger fires there on at least ``reference_rate``
-    of the held-out images it is a natural trigger: set aside (``natural``) and the next class considered.
-
     ``generator_kwargs`` go to :func:`~unlearnlib.recovery.mesa.train_generators` (alpha, hidden, max_blend, ...).
     """
     check_positive_int(steps, "search_steps")
@@ -165,7 +157,6 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     check_positive_int(num_classes, "num_classes", minimum=2)
     check_number(threshold, "threshold")
     check_fraction(min_score, "min_score", low_open=False)
-    check_fraction(reference_rate, "reference_rate", low_open=False)
     check_positive_number(mad_floor, "mad_floor")
     if not kinds or any(k not in KINDS for k in kinds):
         raise ValueError(f"kinds must be a non-empty tuple drawn from {KINDS}, got {kinds!r}")
@@ -173,7 +164,6 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
     start = time.perf_counter()
     best: SearchResult | None = None
     all_scores: dict[str, list[float]] = {}
-    natural: list[dict[str, Any]] = []
     classes = list(range(num_classes))
     for kind, size in variants(kinds, sizes):
         label = variant_label(kind, size)
@@ -184,20 +174,8 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
         scores = proxy_rates(model, [t for t, _ in trained], heldout, classes)
         anomaly = anomaly_index(scores, mad_floor).tolist()
         target = int(torch.tensor(anomaly).argmax())
-        all_scores[label] = list(scores)
+        all_scores[label] = scores
         outlier = anomaly[target] > threshold and scores[target] >= min_score
-        while outlier and reference is not None:  # a natural trigger fires on the reference model too
-            ref = train_generators(reference, train.x, [jobs[target]], steps=steps, lr=lr, batch_size=batch_size,
-                                   positions="adaptive", progress=False, **generator_kwargs)[0][0]
-            ref_rate = proxy_rate(reference, ref, heldout, target)
-            if ref_rate < reference_rate:
-                break
-            natural.append({"variant": label, "class": target, "score": round(scores[target], 4),
-                            "reference_score": round(ref_rate, 4)})
-            scores[target] = 0.0
-            anomaly = anomaly_index(scores, mad_floor).tolist()
-            target = int(torch.tensor(anomaly).argmax())
-            outlier = anomaly[target] > threshold and scores[target] >= min_score
         res = SearchResult(target, kind, scores, anomaly, outlier, 0.0, patch_size=size,
                            generator=trained[target][0])
         if best is None or (res.outlier, res.anomaly[res.target]) > (best.outlier, best.anomaly[best.target]):
@@ -206,7 +184,7 @@ def search_target(model: nn.Module, train: Data, heldout: Data, num_classes: int
             break
     assert best is not None
     best.seconds = time.perf_counter() - start
-    best.all_scores, best.natural = all_scores, natural
+    best.all_scores = all_scores
     return best
 
 
@@ -244,8 +222,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
             search_batch_size: int = SEARCH_BATCH, max_blend: float = 0.3, max_warp: float = MAX_WARP,
             threshold: float = 2.0,
             position_stride: int = POSITION_STRIDE, warm_start: bool = True, gen_patience: int | None = 5,
-            keep: str = "best", keep_rate: float = KEEP_RATE, reference: bool = False, seed: int = 0,
-            progress: bool | None = None) -> Recovery:
+            keep: str = "best", keep_rate: float = KEEP_RATE, seed: int = 0, progress: bool | None = None) -> Recovery:
     """Stage 1 of BAERASE: search the target (unless given), then train the final generator(s) for it.
 
     One generator per kind in ``kinds`` is trained for at most ``gen_steps`` at ``betas[0]`` (all kinds batched,
@@ -256,9 +233,6 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
     *[ours]* With ``warm_start`` the generator of the kind and size the search decided on starts from the search's
     generator of the target. With several ``betas`` the winner becomes a MESA ensemble, one member per β (the extra
     members batched, seeded ``seed + 101 + i``).
-    ``reference=True`` *[ours]* trains a reference model of the same architecture on the defender's images
-    (:func:`~unlearnlib.recovery.reference.reference_model`) and sets aside the search's outliers that fire on it
-    too (natural triggers; :func:`search_target`).
     ``keep="all"`` *[ours]* keeps every kind whose rate reaches ``keep_rate`` besides the winner (an ensemble: each
     image of a batch gets one member): a faint full-image blend is the stronger trigger on most networks, so it
     can win the comparison on a *patch* backdoor and a defense built on it alone leaves the patch in place
@@ -276,7 +250,7 @@ def recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, targ
                 search_steps=search_steps, search_lr=search_lr, search_batch_size=search_batch_size,
                 max_blend=max_blend, max_warp=max_warp, threshold=threshold,
                 position_stride=position_stride, warm_start=bool(warm_start), gen_patience=gen_patience, keep=keep,
-                keep_rate=keep_rate, reference=bool(reference), seed=seed, target=target, num_classes=num_classes)
+                keep_rate=keep_rate, seed=seed, target=target, num_classes=num_classes)
     return shared_or_compute((model, train, heldout, args),
                              lambda: _recover(model, train, heldout, num_classes, target, progress=progress, **{
                                  k: v for k, v in args.items() if k not in ("target", "num_classes")}))
@@ -287,17 +261,15 @@ def _recover(model: nn.Module, train: Data, heldout: Data, num_classes: int, tar
              gen_alpha: float, gen_lr: float, gen_steps: int, gen_batch_size: int, search_steps: int,
              search_lr: float, search_batch_size: int, max_blend: float, max_warp: float, threshold: float,
              position_stride: int,
-             warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, reference: bool, seed: int,
+             warm_start: bool, gen_patience: int | None, keep: str, keep_rate: float, seed: int,
              progress: bool | None) -> Recovery:
     start = time.perf_counter()
     common: dict[str, Any] = dict(hidden=hidden, alpha=gen_alpha, max_blend=max_blend, max_warp=max_warp,
                                   position_stride=position_stride)
     search = None
     if target is None:
-        ref = reference_model(model, Data(torch.cat([train.x, heldout.x]), torch.cat([train.y, heldout.y])),
-                              seed=seed, progress=progress) if reference else None
         search = search_target(model, train, heldout, num_classes, kinds=kinds, steps=search_steps, lr=search_lr,
-                               batch_size=search_batch_size, patch_sizes=patch_sizes, reference=ref,
+                               batch_size=search_batch_size, patch_sizes=patch_sizes,
                                threshold=threshold, seed=seed,
                                beta=betas[0], progress=progress, **common)
         target = search.target
