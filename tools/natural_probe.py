@@ -23,6 +23,7 @@ One JSON line per cell and victim (resumable). docs/decisions/0018-natural-trigg
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from unlearnlib import logits, sample_cells, spec_scenario  # noqa: E402
+from unlearnlib import logits, recover, sample_cells, spec_scenario  # noqa: E402
 from unlearnlib.core.device import seed_everything  # noqa: E402
 from unlearnlib.core.registry import MODELS  # noqa: E402
 from unlearnlib.data import Data  # noqa: E402
@@ -41,12 +42,10 @@ from unlearnlib.ml.metrics import predict  # noqa: E402
 from unlearnlib.ml.train import train  # noqa: E402
 from unlearnlib.recovery.anomaly import anomaly_index  # noqa: E402
 from unlearnlib.recovery.mesa import train_generators  # noqa: E402
-from unlearnlib.recovery.networks import MAX_WARP  # noqa: E402
 from unlearnlib.recovery.target_search import (  # noqa: E402
     KINDS,
     MIN_SCORE,
     PATCH_SIZES,
-    POSITION_STRIDE,
     SEARCH_BATCH,
     SEARCH_LR,
     SEARCH_STEPS,
@@ -59,6 +58,14 @@ from unlearnlib.recovery.target_search import (  # noqa: E402
 UNSEEN, DRAWS = 50, 4
 
 
+def search_arguments() -> dict:
+    """The generator arguments :func:`recover` hands to the target search, read from its own defaults (what the blind
+    defenses pass), so that the probes train the search's generators exactly as the defenses do."""
+    d = {k: p.default for k, p in inspect.signature(recover).parameters.items()}
+    return {"hidden": d["hidden"], "alpha": d["gen_alpha"], "max_blend": d["max_blend"], "max_warp": d["max_warp"],
+            "position_stride": d["position_stride"], "beta": d["betas"][0]}
+
+
 def measure(model: torch.nn.Module, sc, victim: str, spec: dict) -> dict:  # noqa: ANN001 -- a tool
     defender = sc.defender(UNSEEN)
     train, held = defender.holdout_split(0.2, sc.seed, "defender")
@@ -67,11 +74,12 @@ def measure(model: torch.nn.Module, sc, victim: str, spec: dict) -> dict:  # noq
     out: dict = {"cell": spec["cell"], "model": spec["model"], "attack": spec["attack"], "victim": victim,
                  "target": spec["target"], "asr": sc.before["asr"] if victim == "backdoored" else None,
                  "variants": {}}
+    gen_kw = search_arguments()
+    beta = gen_kw.pop("beta")
     for kind, size in variants(KINDS, PATCH_SIZES):
-        jobs = [kind_job(kind, size, c, sc.seed + c, 0.5) for c in range(k)]
+        jobs = [kind_job(kind, size, c, sc.seed + c, beta) for c in range(k)]
         trained = train_generators(model, train.x, jobs, steps=SEARCH_STEPS, lr=SEARCH_LR, batch_size=SEARCH_BATCH,
-                                   positions="adaptive", progress=False, hidden=256, alpha=0.1, max_blend=0.3,
-                                   max_warp=MAX_WARP, position_stride=POSITION_STRIDE)
+                                   positions="adaptive", progress=False, **gen_kw)
         trigs = [t for t, _ in trained]
         stats: dict[str, list] = {"score": proxy_rates(model, trigs, held, list(range(k)))}
         for name in ("rate", "confidence", "src_min", "src_cov"):

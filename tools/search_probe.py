@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from natural_probe import search_arguments  # noqa: E402 -- tools/natural_probe.py
 
 from unlearnlib import sample_cells, spec_scenario  # noqa: E402
 from unlearnlib.core.device import seed_everything  # noqa: E402
@@ -37,8 +40,8 @@ def main() -> None:
             model = sc.clean if victim == "clean" else sc.backdoored
             train, held = sc.defender(50).holdout_split(0.2, sc.seed, "defender")
             seed_everything(sc.seed)
-            r = search_target(model, train, held, sc.split.num_classes, seed=sc.seed, beta=0.5, hidden=256,
-                              alpha=0.1, max_blend=0.3, position_stride=2, progress=False)
+            r = search_target(model, train, held, sc.split.num_classes, seed=sc.seed, progress=False,
+                              **search_arguments())
             rows.append({"cell": spec["cell"], "model": spec["model"], "attack": spec["attack"], "victim": victim,
                          "target": spec["target"], "asr": sc.before["asr"] if victim == "backdoored" else None,
                          "found": r.target, "outlier": r.outlier, "kind": r.kind, "seconds": r.seconds})
